@@ -1,0 +1,1 @@
+"""Text to broadcast-ready speech: normalizer, TTS engines, mastering, playout (no DB, no Flask)."""

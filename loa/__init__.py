@@ -1,0 +1,1 @@
+"""Loa's processes: the `loa` command line, the all-in-one server and the reference agent."""

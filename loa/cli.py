@@ -1,0 +1,177 @@
+"""The `loa` command: wires audio, scheduler and web for each process."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from audio.normalize import normalize_line
+from audio.render import ENGINE_CHAINS, Renderer, RenderError
+from audio.tts import TtsError
+from scheduler.errors import LoaError
+from scheduler.settings import Settings, SettingsError, load_settings
+
+
+class CliError(click.ClickException):
+    exit_code = 2
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """Loa: spoken bulletins for commune loudspeaker networks."""
+    _logging(verbose)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Seed the Triệu Sơn demo district if empty.")
+@click.option("--virtual-speakers", is_flag=True, help="Play on in-process virtual speakers.")
+def serve(host: str, port: int, demo: bool, virtual_speakers: bool) -> None:
+    """Panel, API and scheduler in one process."""
+    from loa.serve import serve as run
+    from scheduler.context import build_loa
+
+    run(build_loa(_settings()), host, port, demo, virtual_speakers)
+
+
+@main.command()
+@click.option("--server", required=True, help="Loa server URL, e.g. http://127.0.0.1:8080")
+@click.option("--token", required=True, help="The endpoint's token (POST /api/v1/endpoints).")
+@click.option("--cache", type=click.Path(path_type=Path), help="Cache directory.")
+@click.option("--sink", type=click.Path(path_type=Path), help="Play into files in DIR.")
+def agent(server: str, token: str, cache: Path | None, sink: Path | None) -> None:
+    """The reference loudspeaker agent."""
+    from audio.playout import file_sink_output, sound_card_output
+    from loa.agent import Agent, AgentClient
+
+    cache_dir = cache or _settings().data_dir / "agent"
+    output = file_sink_output(sink) if sink else sound_card_output()
+    runner = Agent(AgentClient(server, token), cache_dir, output)
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    logging.getLogger("loa.agent").info("agent for %s, cache %s", server, cache_dir)
+    sys.exit(runner.run())
+
+
+@main.command("normalize")
+def normalize_cmd() -> None:
+    """Read Vietnamese text on stdin, write its spoken form line for line."""
+    for line in sys.stdin:
+        click.echo(normalize_line(line.rstrip("\n")))
+
+
+@main.command()
+@click.option("--engine", type=click.Choice(list(ENGINE_CHAINS)), default=None)
+@click.option("--voice", default="vi", show_default=True)
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path))
+@click.option("--title", default="Loa", help="ID3 title of the MP3.")
+@click.argument("text")
+def say(engine: str | None, voice: str, out: Path, title: str, text: str) -> None:
+    """Render TEXT (or '-' for stdin) to a mastered MP3."""
+    from scheduler.context import default_engines
+
+    settings = _settings()
+    if text == "-":
+        text = sys.stdin.read()
+    renderer = Renderer(settings.audio_dir, default_engines(settings))
+    try:
+        speech = renderer.render(
+            text, title=title, engine=engine or settings.tts_engine, voice=voice
+        )
+    except (RenderError, TtsError) as exc:
+        raise CliError(str(exc)) from exc
+    with tempfile.NamedTemporaryFile(dir=out.parent or Path("."), delete=False) as tmp:
+        shutil.copyfile(speech.path, tmp.name)
+    Path(tmp.name).replace(out)
+    note = f" (fell back: {speech.fallback_reason})" if speech.fallback_reason else ""
+    click.echo(f"{out}: {speech.duration_seconds:.1f} s, engine {speech.engine}{note}", err=True)
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--name", required=True)
+@click.option(
+    "--role", required=True, type=click.Choice(["admin", "centre", "operator", "reporter"])
+)
+@click.option("--commune", default=None, help="Commune code (operators).")
+def token_create(name: str, role: str, commune: str | None) -> None:
+    """Print a new API token."""
+    from scheduler import areas
+    from scheduler.auth import create_token, parse_role
+    from scheduler.context import build_loa
+
+    loa = build_loa(_settings())
+    try:
+        with loa.transaction() as session:
+            area = areas.commune_by_code(session, commune) if commune else None
+            click.echo(create_token(session, name, parse_role(role), area, loa.now()))
+    except LoaError as exc:
+        raise CliError(exc.detail) from exc
+    finally:
+        loa.close()
+
+
+@main.command("export")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True)
+@click.option("--commune", default=None)
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path))
+def export(start: Any, end: Any, fmt: str, commune: str | None, out: Path) -> None:
+    """Export the as-run log of a period (local dates, both included)."""
+    from scheduler import asrun
+    from scheduler.auth import Actor
+    from scheduler.context import build_loa
+    from scheduler.models import Role
+
+    first: date = start.date()
+    last: date = end.date()
+    if last < first:
+        raise CliError("--to is before --from")
+    loa = build_loa(_settings())
+    try:
+        f = asrun.make_filter(
+            loa.settings.timezone, first.isoformat(), last.isoformat(), commune=commune
+        )
+        with loa.transaction() as session, out.open("w", encoding="utf-8-sig", newline="") as fh:
+            count = asrun.write_csv(
+                asrun.query(session, Actor("cli", Role.REPORTER), f), fh, loa.settings.timezone
+            )
+    except LoaError as exc:
+        raise CliError(exc.detail) from exc
+    finally:
+        loa.close()
+    click.echo(f"{out}: {count} broadcasts", err=True)

@@ -1,0 +1,58 @@
+"""The all-in-one process: panel + API + dispatcher (+ virtual speakers)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+
+import waitress
+
+from scheduler.context import Loa
+from scheduler.demo import DEMO_USERS, seed_demo
+from scheduler.dispatch import Dispatcher
+from scheduler.drivers.agent import AgentDriver
+from scheduler.drivers.virtual import VirtualDriver
+from scheduler.service import record_play_event, sync_virtual_speakers
+from web import create_app
+
+log = logging.getLogger("loa.serve")
+
+
+def _exit(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def serve(loa: Loa, host: str, port: int, demo: bool, virtual_speakers: bool) -> None:
+    """Wire drivers, timers and the web app around `loa`, then serve until stopped."""
+    if demo:
+        with loa.transaction() as session:
+            if seed_demo(session, loa.now()):
+                log.info("seeded the demo district (Huyện Triệu Sơn, 34 communes)")
+    loa.drivers["agent"] = AgentDriver(loa.notifier)
+    if virtual_speakers:
+        loa.drivers["virtual"] = VirtualDriver(
+            lambda endpoint_id, event: record_play_event(loa, endpoint_id, event), loa.now
+        )
+    speakers = sync_virtual_speakers(loa, virtual_speakers)
+    dispatcher = Dispatcher(loa)
+    dispatcher.start()
+    app = create_app(loa)
+    signal.signal(signal.SIGTERM, _exit)
+    url = f"http://{host}:{port}"
+    print(f"Loa is running at {url}  (API: {url}/api/v1, Ctrl+C to stop)", flush=True)
+    if virtual_speakers:
+        print(f"{speakers} communes play on virtual speakers", flush=True)
+    if demo:
+        print("Demo logins:", flush=True)
+        for user in DEMO_USERS:
+            print(f"  {user.username} / {user.password}  ({user.role.value})", flush=True)
+    try:
+        waitress.serve(app, host=host, port=port, threads=loa.settings.web_threads, ident="Loa")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dispatcher.shutdown()
+        loa.close()
+        print("Loa stopped.", file=sys.stderr, flush=True)

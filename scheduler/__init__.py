@@ -1,0 +1,1 @@
+"""The broadcast domain: areas, bulletins, broadcasts, dispatch, endpoint drivers, as-run log."""

@@ -1,0 +1,125 @@
+"""Who is acting: users (panel), API tokens (clients) and endpoint tokens (agents)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scheduler.errors import Forbidden, InvalidInput, Unauthorized
+from scheduler.models import ApiToken, Area, Endpoint, Role, User
+
+MANAGERS = (Role.ADMIN, Role.CENTRE)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person or client acting on Loa, with the commune an operator is bound to."""
+
+    name: str
+    role: Role
+    commune_id: int | None = None
+
+    def require(self, *roles: Role) -> None:
+        if self.role not in roles:
+            raise Forbidden(f"{self.name} ({self.role}) may not do this")
+
+    def require_commune(self, commune_id: int) -> None:
+        """Operators act only on their own commune."""
+        if self.role == Role.OPERATOR and self.commune_id != commune_id:
+            raise Forbidden(f"{self.name} may act only on their own commune")
+
+
+@dataclass(frozen=True)
+class EndpointPrincipal:
+    endpoint_id: int
+    name: str
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, salt_hex, digest_hex = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh bearer token and the hash that is stored instead of it."""
+    token = "loa_" + secrets.token_urlsafe(32)
+    return token, token_hash(token)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown role {value!r}; use one of {', '.join(r.value for r in Role)}", "invalid_role"
+        ) from None
+
+
+def create_token(
+    session: Session, name: str, role: Role, commune: Area | None, now: datetime
+) -> str:
+    """Store a new API token and return it (only its hash is kept)."""
+    if not name.strip():
+        raise InvalidInput("a token needs a name", "invalid_name")
+    if role == Role.OPERATOR and commune is None:
+        raise InvalidInput("an operator token needs --commune", "commune_required")
+    token, hashed = new_token()
+    session.add(
+        ApiToken(
+            name=name.strip(),
+            role=role.value,
+            commune_id=commune.id if commune else None,
+            token_hash=hashed,
+            created_at=now,
+        )
+    )
+    return token
+
+
+def authenticate(session: Session, token: str) -> Actor | EndpointPrincipal:
+    """The principal behind a bearer token; raises Unauthorized."""
+    hashed = token_hash(token)
+    api = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == hashed, ApiToken.revoked_at.is_(None))
+    )
+    if api is not None:
+        return Actor(f"token:{api.name}", Role(api.role), api.commune_id)
+    endpoint = session.scalar(
+        select(Endpoint).where(Endpoint.token_hash == hashed, Endpoint.active.is_(True))
+    )
+    if endpoint is not None:
+        return EndpointPrincipal(endpoint.id, endpoint.name)
+    raise Unauthorized("the token is unknown or revoked", "invalid_token")
+
+
+def user_actor(user: User) -> Actor:
+    return Actor(f"user:{user.username}", Role(user.role), user.commune_id)
+
+
+def login(session: Session, username: str, password: str) -> User | None:
+    user = session.scalar(select(User).where(User.username == username, User.active.is_(True)))
+    if user is None or not check_password(password, user.password_hash):
+        return None
+    return user

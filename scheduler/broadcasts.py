@@ -1,0 +1,198 @@
+"""Broadcasts (lượt phát): planning per commune, operator confirmation, endpoint proof of play."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from scheduler.auth import MANAGERS, Actor
+from scheduler.errors import Conflict, Forbidden, InvalidInput, NotFound
+from scheduler.models import (
+    Area,
+    Broadcast,
+    BroadcastEvent,
+    Bulletin,
+    BulletinStatus,
+    Delivery,
+    Endpoint,
+    Role,
+    Status,
+)
+from scheduler.status import move_broadcast, move_delivery
+
+PAST_TOLERANCE = timedelta(seconds=5)  # a request's own latency is not "in the past"
+CONFIRMERS = (Role.ADMIN, Role.CENTRE, Role.OPERATOR)
+
+
+def schedule(
+    session: Session,
+    actor: Actor,
+    bulletin: Bulletin,
+    communes: list[Area],
+    at: datetime,
+    now: datetime,
+) -> list[Broadcast]:
+    """One broadcast per commune at `at`, with a delivery for each active endpoint there."""
+    actor.require(*MANAGERS)
+    if bulletin.status != BulletinStatus.APPROVED:
+        raise Conflict(f"bulletin {bulletin.id} is not approved yet", "not_approved")
+    if bulletin.audio is None:
+        raise Conflict(f"bulletin {bulletin.id} has no audio yet", "no_audio")
+    if not communes:
+        raise InvalidInput("choose at least one commune", "no_communes")
+    if at < now - PAST_TOLERANCE:
+        raise InvalidInput(f"the time {at.isoformat()} is in the past", "time_in_past")
+    if len({c.id for c in communes}) != len(communes):
+        raise InvalidInput("a commune is listed twice", "duplicate_commune")
+    taken = session.scalars(
+        select(Broadcast.commune_id).where(
+            Broadcast.bulletin_id == bulletin.id,
+            Broadcast.scheduled_at == at,
+            Broadcast.commune_id.in_([c.id for c in communes]),
+        )
+    ).all()
+    if taken:
+        raise Conflict("this bulletin is already scheduled at that time there", "duplicate")
+    created = []
+    for commune in communes:
+        broadcast = Broadcast(
+            bulletin=bulletin,
+            commune=commune,
+            audio=bulletin.audio,
+            priority=bulletin.priority,
+            scheduled_at=at,
+            status=Status.SCHEDULED.value,
+            created_by=actor.name,
+            created_at=now,
+        )
+        session.add(broadcast)
+        endpoints = session.scalars(
+            select(Endpoint).where(Endpoint.commune_id == commune.id, Endpoint.active.is_(True))
+        )
+        for endpoint in endpoints:
+            session.add(Delivery(broadcast=broadcast, endpoint=endpoint))
+        session.flush()
+        session.add(
+            BroadcastEvent(
+                broadcast_id=broadcast.id,
+                at=now,
+                to_status=Status.SCHEDULED.value,
+                actor=actor.name,
+            )
+        )
+        created.append(broadcast)
+    return created
+
+
+def get_broadcast(session: Session, broadcast_id: int) -> Broadcast:
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        raise NotFound(f"no broadcast has the id {broadcast_id}", "unknown_broadcast")
+    return broadcast
+
+
+def confirm(
+    session: Session,
+    actor: Actor,
+    broadcast: Broadcast,
+    *,
+    aired: bool,
+    reason: str | None,
+    at: datetime | None,
+    now: datetime,
+) -> None:
+    """A commune operator's word that a broadcast aired ("đã phát") or did not ("không phát")."""
+    actor.require(*CONFIRMERS)
+    actor.require_commune(broadcast.commune_id)
+    if broadcast.confirmation == "device" and broadcast.status == Status.PLAYED:
+        raise Conflict("the loudspeaker already reported playing it", "already_played")
+    reason = (reason or "").strip() or None
+    if not aired and reason is None:
+        raise InvalidInput("say why it was not aired", "reason_required")
+    when = at or min(broadcast.scheduled_at, now)
+    if aired and (when > now or broadcast.scheduled_at > now + PAST_TOLERANCE):
+        raise InvalidInput("a broadcast cannot be confirmed before it airs", "not_yet_aired")
+    if aired:
+        broadcast.started_at = when
+        broadcast.finished_at = when + timedelta(seconds=broadcast.audio.duration_seconds)
+    broadcast.confirmation = "operator"
+    broadcast.confirmed_by = actor.name
+    broadcast.confirmed_at = now
+    broadcast.reason = reason
+    new = Status.PLAYED if aired else Status.MISSED
+    move_broadcast(session, broadcast, new.value, now, actor.name, reason)
+
+
+@dataclass(frozen=True)
+class PlayReport:
+    """What an endpoint says about one delivery (device proof of play)."""
+
+    delivery_id: int
+    kind: str  # delivered | started | finished | interrupted | failed | missed
+    at: datetime
+    detail: str | None = None
+    sha256: str | None = None
+    clock_offset_seconds: float | None = None
+
+
+_REPORT_STATUS = {
+    "delivered": Status.DELIVERED,
+    "started": Status.PLAYING,
+    "finished": Status.PLAYED,
+    "interrupted": Status.INTERRUPTED,
+    "failed": Status.FAILED,
+    "missed": Status.MISSED,
+}
+REPORT_KINDS = tuple(_REPORT_STATUS)
+
+
+def record_report(session: Session, endpoint: Endpoint, report: PlayReport, now: datetime) -> bool:
+    """Apply one endpoint report; returns False when it changes nothing (a repeat)."""
+    delivery = session.get(Delivery, report.delivery_id)
+    if delivery is None:
+        raise NotFound(f"no delivery has the id {report.delivery_id}", "unknown_delivery")
+    if delivery.endpoint_id != endpoint.id:
+        raise Forbidden(f"delivery {delivery.id} is not for this endpoint", "wrong_endpoint")
+    if report.kind not in _REPORT_STATUS:
+        raise InvalidInput(f"unknown report kind {report.kind!r}", "invalid_report")
+    new = _REPORT_STATUS[report.kind]
+    detail = report.detail
+    broadcast = delivery.broadcast
+    if new == Status.PLAYED and report.sha256 and report.sha256 != broadcast.audio.sha256:
+        new, detail = Status.FAILED, "the endpoint played audio with another checksum"
+    if report.kind == "delivered":
+        delivery.delivered_at = delivery.delivered_at or report.at
+    if report.kind == "started" or (new == Status.PLAYED and delivery.started_at is None):
+        delivery.started_at = report.at
+        delivery.clock_offset_seconds = report.clock_offset_seconds
+    if new in (Status.PLAYED, Status.INTERRUPTED):
+        delivery.finished_at = report.at
+    changed = move_delivery(session, delivery, new.value, now, f"endpoint:{endpoint.name}", detail)
+    if changed and broadcast.status == Status.PLAYED and broadcast.confirmation != "operator":
+        broadcast.confirmation = "device"
+        broadcast.confirmed_by = f"endpoint:{endpoint.name}"
+        broadcast.confirmed_at = now
+    return changed
+
+
+def upcoming_deliveries(
+    session: Session, endpoint_id: int, now: datetime, horizon: timedelta, grace: timedelta
+) -> list[Delivery]:
+    """An endpoint's deliveries still to play, from `grace` ago to `horizon` ahead."""
+    return list(
+        session.scalars(
+            select(Delivery)
+            .join(Delivery.broadcast)
+            .where(
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.status.in_([Status.SCHEDULED.value, Status.DELIVERED.value]),
+                Broadcast.scheduled_at >= now - grace,
+                Broadcast.scheduled_at <= now + horizon,
+            )
+            .options(selectinload(Delivery.broadcast).selectinload(Broadcast.bulletin))
+            .order_by(Broadcast.scheduled_at, Delivery.id)
+        )
+    )

@@ -1,0 +1,103 @@
+"""Bulletins (bản tin): written, rendered to speech, approved."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audio.render import Speech
+from scheduler.auth import MANAGERS, Actor
+from scheduler.errors import InvalidInput, NotFound
+from scheduler.models import AudioAsset, Bulletin, BulletinStatus, Priority
+
+MAX_TITLE = 300
+
+
+def parse_priority(value: str | None) -> Priority:
+    try:
+        return Priority(value or Priority.NORMAL.value)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown priority {value!r}; use normal, priority or emergency", "invalid_priority"
+        ) from None
+
+
+def create_bulletin(
+    session: Session,
+    actor: Actor,
+    *,
+    title: str,
+    text: str,
+    topic: str,
+    priority: Priority,
+    now: datetime,
+    max_chars: int,
+) -> Bulletin:
+    actor.require(*MANAGERS)
+    title, text = title.strip(), text.strip()
+    if not title:
+        raise InvalidInput("the title is empty", "empty_title")
+    if len(title) > MAX_TITLE:
+        raise InvalidInput(f"the title is longer than {MAX_TITLE} characters", "title_too_long")
+    if not text:
+        raise InvalidInput("the text is empty", "empty_text")
+    if len(text) > max_chars:
+        raise InvalidInput(
+            f"the text has {len(text)} characters; the limit is {max_chars}", "text_too_long"
+        )
+    bulletin = Bulletin(
+        title=title,
+        text=text,
+        topic=topic.strip(),
+        priority=priority.value,
+        status=BulletinStatus.DRAFT.value,
+        created_by=actor.name,
+        created_at=now,
+    )
+    session.add(bulletin)
+    session.flush()
+    return bulletin
+
+
+def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
+    bulletin = session.get(Bulletin, bulletin_id)
+    if bulletin is None:
+        raise NotFound(f"no bulletin has the id {bulletin_id}", "unknown_bulletin")
+    return bulletin
+
+
+def list_bulletins(session: Session, limit: int = 200) -> list[Bulletin]:
+    return list(session.scalars(select(Bulletin).order_by(Bulletin.id.desc()).limit(limit)))
+
+
+def approve(session: Session, actor: Actor, bulletin: Bulletin, now: datetime) -> None:
+    actor.require(*MANAGERS)
+    if bulletin.status == BulletinStatus.APPROVED:
+        return
+    bulletin.status = BulletinStatus.APPROVED.value
+    bulletin.approved_by = actor.name
+    bulletin.approved_at = now
+
+
+def attach_audio(
+    session: Session, bulletin: Bulletin, speech: Speech, relative_path: str, now: datetime
+) -> AudioAsset:
+    """Record rendered speech (once per checksum) and make it the bulletin's audio."""
+    asset = session.scalar(select(AudioAsset).where(AudioAsset.sha256 == speech.sha256))
+    if asset is None:
+        asset = AudioAsset(
+            sha256=speech.sha256,
+            path=relative_path,
+            duration_seconds=speech.duration_seconds,
+            engine=speech.engine,
+            voice=speech.voice,
+            spoken_text=speech.spoken_text,
+            fallback_reason=speech.fallback_reason,
+            created_at=now,
+        )
+        session.add(asset)
+        session.flush()
+    bulletin.audio = asset
+    return asset

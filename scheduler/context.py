@@ -1,0 +1,71 @@
+"""The one typed context a process builds and passes in: settings, clock, database, audio."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from audio.render import Renderer
+from audio.tts import Engine as TtsEngine
+from audio.tts import EspeakEngine, GttsEngine
+from scheduler.clock import Clock, SystemClock
+from scheduler.db import make_engine, make_session_factory, migrate, transaction
+from scheduler.drivers.base import Driver
+from scheduler.notify import ChangeNotifier
+from scheduler.settings import Settings
+
+
+@dataclass
+class Loa:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: sessionmaker[Session]
+    renderer: Renderer
+    notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
+    drivers: dict[str, Driver] = field(default_factory=dict)
+    # Called with the ids of newly scheduled broadcasts, after they are committed.
+    on_scheduled: list[Callable[[list[int]], None]] = field(default_factory=list)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(seconds=self.settings.grace_seconds)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with transaction(self.sessions) as session:
+            yield session
+
+    def close(self) -> None:
+        for driver in self.drivers.values():
+            driver.close()
+        self.engine.dispose()
+
+
+def default_engines(settings: Settings) -> dict[str, TtsEngine]:
+    return {"gtts": GttsEngine(settings.gtts_timeout), "espeak": EspeakEngine()}
+
+
+def build_loa(
+    settings: Settings,
+    clock: Clock | None = None,
+    engines: dict[str, TtsEngine] | None = None,
+) -> Loa:
+    """Open (and migrate) the database and build the context; no threads are started."""
+    db = make_engine(settings.database_url)
+    migrate(db)
+    return Loa(
+        settings=settings,
+        clock=clock or SystemClock(),
+        engine=db,
+        sessions=make_session_factory(db),
+        renderer=Renderer(settings.audio_dir, engines or default_engines(settings)),
+    )

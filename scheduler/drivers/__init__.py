@@ -1,0 +1,1 @@
+"""Endpoint drivers: one module per kind of loudspeaker endpoint, one small interface."""

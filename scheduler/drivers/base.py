@@ -1,0 +1,50 @@
+"""The driver interface every endpoint kind implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import ClassVar
+
+from scheduler.models import Priority
+
+
+@dataclass(frozen=True)
+class PlayItem:
+    """Everything a driver needs to make one endpoint play one broadcast."""
+
+    delivery_id: int
+    broadcast_id: int
+    endpoint_id: int
+    title: str
+    priority: Priority
+    scheduled_at: datetime
+    play_until: datetime  # latest start; after it the broadcast is missed, not aired late
+    audio_path: Path
+    sha256: str
+    duration_seconds: float
+    delivered: bool  # the endpoint has confirmed it holds the audio
+
+
+class DriverError(Exception):
+    """The endpoint could not be reached or refused; `permanent` means retrying is useless."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Driver(ABC):
+    kind: ClassVar[str]
+
+    def announce(self, endpoint_id: int) -> None:  # noqa: B027 - optional hook
+        """The endpoint's schedule changed; push-capable drivers tell it now."""
+
+    @abstractmethod
+    def start(self, item: PlayItem) -> None:
+        """It is the item's time: make the endpoint play it. Raises DriverError."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release threads and connections."""

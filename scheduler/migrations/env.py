@@ -1,0 +1,21 @@
+"""Alembic environment: runs against the engine handed in by scheduler.db.migrate."""
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from scheduler.models import Base
+
+config = context.config
+engine = config.attributes.get("engine") or create_engine(
+    str(config.get_main_option("sqlalchemy.url"))
+)
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

@@ -1,0 +1,275 @@
+"""Database models. Every state change is a row: BroadcastEvent, DeliveryAttempt."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend (SQLite has no tz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Priority(StrEnum):
+    """Thông tư 39/2020/TT-BTTTT levels."""
+
+    NORMAL = "normal"
+    PRIORITY = "priority"
+    EMERGENCY = "emergency"
+
+    @property
+    def rank(self) -> int:
+        return {"normal": 0, "priority": 1, "emergency": 2}[self.value]
+
+
+class BulletinStatus(StrEnum):
+    DRAFT = "draft"
+    APPROVED = "approved"
+
+
+class Status(StrEnum):
+    """Lifecycle of a broadcast and of each of its deliveries."""
+
+    SCHEDULED = "scheduled"
+    DELIVERED = "delivered"
+    PLAYING = "playing"
+    PLAYED = "played"
+    PARTIAL = "partial"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (Status.SCHEDULED, Status.DELIVERED)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    CENTRE = "centre"
+    OPERATOR = "operator"
+    REPORTER = "reporter"
+
+
+class Area(Base):
+    """A node of the area tree: province -> district (where there is one) -> commune."""
+
+    __tablename__ = "areas"
+    __table_args__ = (UniqueConstraint("level", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(16))  # province | district | commune
+    kind: Mapped[str] = mapped_column(String(16))  # xa | phuong | thi-tran | huyen | tinh ...
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
+
+    parent: Mapped[Area | None] = relationship(remote_side=[id])
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16))
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    language: Mapped[str] = mapped_column(String(8), default="vi")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    commune: Mapped[Area | None] = relationship()
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(16))
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    commune: Mapped[Area | None] = relationship()
+
+
+class Endpoint(Base):
+    """A loudspeaker cluster of a commune, reached through one driver kind."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (UniqueConstraint("commune_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commune_id: Mapped[int] = mapped_column(ForeignKey("areas.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    commune: Mapped[Area] = relationship()
+
+
+class AudioAsset(Base):
+    """A rendered MP3 in the audio store, addressed by its checksum."""
+
+    __tablename__ = "audio_assets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    path: Mapped[str] = mapped_column(String(500))
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    engine: Mapped[str] = mapped_column(String(32))
+    voice: Mapped[str] = mapped_column(String(64))
+    spoken_text: Mapped[str] = mapped_column(Text)
+    fallback_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Bulletin(Base):
+    __tablename__ = "bulletins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    topic: Mapped[str] = mapped_column(String(120), default="")
+    priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL.value)
+    status: Mapped[str] = mapped_column(String(16), default=BulletinStatus.DRAFT.value)
+    audio_id: Mapped[int | None] = mapped_column(ForeignKey("audio_assets.id"))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    approved_by: Mapped[str | None] = mapped_column(String(120))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    audio: Mapped[AudioAsset | None] = relationship()
+
+
+class Broadcast(Base):
+    """One bulletin in one commune at one time: the unit of the as-run log."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (UniqueConstraint("bulletin_id", "commune_id", "scheduled_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bulletin_id: Mapped[int] = mapped_column(ForeignKey("bulletins.id"), index=True)
+    commune_id: Mapped[int] = mapped_column(ForeignKey("areas.id"), index=True)
+    audio_id: Mapped[int] = mapped_column(ForeignKey("audio_assets.id"))
+    priority: Mapped[str] = mapped_column(String(16))
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.SCHEDULED.value, index=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirmed_by: Mapped[str | None] = mapped_column(String(120))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirmation: Mapped[str | None] = mapped_column(String(16))  # device | operator
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    bulletin: Mapped[Bulletin] = relationship()
+    commune: Mapped[Area] = relationship()
+    audio: Mapped[AudioAsset] = relationship()
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="broadcast", order_by="Delivery.id"
+    )
+    events: Mapped[list[BroadcastEvent]] = relationship(order_by="BroadcastEvent.id")
+
+
+class Delivery(Base):
+    """A broadcast at one endpoint of its commune, with that endpoint's proof of play."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("broadcast_id", "endpoint_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.SCHEDULED.value)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    clock_offset_seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    broadcast: Mapped[Broadcast] = relationship(back_populates="deliveries")
+    endpoint: Mapped[Endpoint] = relationship()
+    attempts: Mapped[list[DeliveryAttempt]] = relationship(order_by="DeliveryAttempt.id")
+
+
+class BroadcastEvent(Base):
+    """A status change of a broadcast or of one of its deliveries."""
+
+    __tablename__ = "broadcast_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    """One call of an endpoint driver, with its error when it failed."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    permanent: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,182 @@
+"""Use cases that span the database, the audio store and the endpoints.
+
+Views, scheduler jobs and the CLI call these; each opens its own transactions, keeps
+slow work (speech rendering) outside them, and tells endpoints only after a commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+
+from audio.playout import PlayEvent
+from scheduler import areas, bulletins
+from scheduler import broadcasts as bc
+from scheduler.auth import MANAGERS, Actor, new_token
+from scheduler.context import Loa
+from scheduler.errors import InvalidInput, NotFound
+from scheduler.models import AudioAsset, Broadcast, Endpoint
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_KINDS = ("agent",)  # kinds a user may create; virtual ones come from --virtual-speakers
+
+
+def render_bulletin(
+    loa: Loa, actor: Actor, bulletin_id: int, engine: str | None = None, voice: str = "vi"
+) -> AudioAsset:
+    """Render a bulletin's speech (served from the cache when unchanged) and attach it."""
+    actor.require(*MANAGERS)
+    with loa.transaction() as session:
+        bulletin = bulletins.get_bulletin(session, bulletin_id)
+        title, text = bulletin.title, bulletin.text
+    speech = loa.renderer.render(
+        text, title=title, engine=engine or loa.settings.tts_engine, voice=voice
+    )
+    relative = speech.path.relative_to(loa.settings.audio_dir).as_posix()
+    with loa.transaction() as session:
+        bulletin = bulletins.get_bulletin(session, bulletin_id)
+        asset = bulletins.attach_audio(session, bulletin, speech, relative, loa.now())
+    if speech.fallback_reason:
+        log.warning(
+            "bulletin %s spoken by %s: %s", bulletin_id, speech.engine, speech.fallback_reason
+        )
+    return asset
+
+
+def schedule_bulletin(
+    loa: Loa,
+    actor: Actor,
+    bulletin_id: int,
+    commune_codes: Sequence[str],
+    at: datetime | None,
+) -> list[Broadcast]:
+    """Schedule an approved bulletin in communes at `at` (None: now), rendering it if needed."""
+    with loa.transaction() as session:
+        bulletin = bulletins.get_bulletin(session, bulletin_id)
+        needs_audio = bulletin.audio_id is None
+    if needs_audio:
+        render_bulletin(loa, actor, bulletin_id)
+    now = loa.now()
+    with loa.transaction() as session:
+        bulletin = bulletins.get_bulletin(session, bulletin_id)
+        communes = [areas.commune_by_code(session, code) for code in commune_codes]
+        created = bc.schedule(session, actor, bulletin, communes, at or now, now)
+        endpoints = {(d.endpoint_id, d.endpoint.kind) for b in created for d in b.deliveries}
+        for b in created:  # load what callers render after the session closes
+            _ = b.commune.code, b.bulletin.title, b.audio.duration_seconds
+    ids = [b.id for b in created]
+    for listener in loa.on_scheduled:
+        listener(ids)
+    for endpoint_id, kind in endpoints:
+        if kind in loa.drivers:
+            loa.drivers[kind].announce(endpoint_id)
+    return created
+
+
+def confirm_broadcast(
+    loa: Loa,
+    actor: Actor,
+    broadcast_id: int,
+    aired: bool,
+    reason: str | None,
+    at: datetime | None,
+) -> Broadcast:
+    with loa.transaction() as session:
+        broadcast = bc.get_broadcast(session, broadcast_id)
+        bc.confirm(session, actor, broadcast, aired=aired, reason=reason, at=at, now=loa.now())
+        return broadcast
+
+
+def record_reports(loa: Loa, endpoint_id: int, reports: Sequence[bc.PlayReport]) -> int:
+    """Apply an endpoint's reports all together (or none); returns how many changed a status."""
+    with loa.transaction() as session:
+        endpoint = session.get(Endpoint, endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"no endpoint has the id {endpoint_id}", "unknown_endpoint")
+        endpoint.last_seen_at = loa.now()
+        return sum(bc.record_report(session, endpoint, r, loa.now()) for r in reports)
+
+
+def record_play_event(loa: Loa, endpoint_id: int, event: PlayEvent) -> None:
+    """A playout's event (virtual speakers) recorded as that endpoint's report."""
+    report = bc.PlayReport(int(event.key), event.kind, event.at, event.detail)
+    record_reports(loa, endpoint_id, [report])
+
+
+def create_endpoint(
+    loa: Loa, actor: Actor, commune_code: str, name: str, kind: str
+) -> tuple[Endpoint, str]:
+    """A new endpoint and its bearer token (shown once). It replaces a virtual speaker."""
+    actor.require(*MANAGERS)
+    if kind not in ENDPOINT_KINDS:
+        raise InvalidInput(
+            f"unknown endpoint kind {kind!r}; use one of {', '.join(ENDPOINT_KINDS)}",
+            "invalid_kind",
+        )
+    name = name.strip()
+    if not name:
+        raise InvalidInput("an endpoint needs a name", "invalid_name")
+    token, hashed = new_token()
+    with loa.transaction() as session:
+        commune = areas.commune_by_code(session, commune_code)
+        clash = session.scalar(
+            select(Endpoint).where(Endpoint.commune_id == commune.id, Endpoint.name == name)
+        )
+        if clash is not None:
+            raise InvalidInput(
+                f"{commune.name} already has an endpoint named {name!r}", "duplicate"
+            )
+        for virtual in session.scalars(
+            select(Endpoint).where(Endpoint.commune_id == commune.id, Endpoint.kind == "virtual")
+        ):
+            virtual.active = False
+        endpoint = Endpoint(
+            commune=commune,
+            name=name,
+            kind=kind,
+            token_hash=hashed,
+            active=True,
+            created_at=loa.now(),
+        )
+        session.add(endpoint)
+        session.flush()
+        _ = endpoint.commune.code
+    return endpoint, token
+
+
+def sync_virtual_speakers(loa: Loa, enabled: bool) -> int:
+    """With `enabled`, each commune without a real endpoint gets an active virtual speaker;
+    otherwise every virtual speaker is switched off. Returns the number active."""
+    active = 0
+    with loa.transaction() as session:
+        real = set(
+            session.scalars(
+                select(Endpoint.commune_id).where(
+                    Endpoint.kind != "virtual", Endpoint.active.is_(True)
+                )
+            )
+        )
+        virtual = {
+            e.commune_id: e
+            for e in session.scalars(select(Endpoint).where(Endpoint.kind == "virtual"))
+        }
+        for commune in areas.communes(session):
+            wanted = enabled and commune.id not in real
+            endpoint = virtual.get(commune.id)
+            if endpoint is None and wanted:
+                endpoint = Endpoint(
+                    commune=commune,
+                    name="Loa ảo",
+                    kind="virtual",
+                    active=True,
+                    created_at=loa.now(),
+                )
+                session.add(endpoint)
+            elif endpoint is not None:
+                endpoint.active = wanted
+            active += wanted
+    return active

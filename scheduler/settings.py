@@ -1,0 +1,101 @@
+"""Settings read once from the environment; parsed strictly, with clear errors."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENGINES = ("auto", "gtts", "espeak")
+LANGUAGES = ("vi", "en")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    timezone: ZoneInfo
+    secret_key: str
+    tts_engine: str = "auto"
+    gtts_timeout: float = 8.0
+    grace_seconds: int = 300
+    language: str = "vi"
+    web_threads: int = 64
+    horizon_hours: int = 48
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.data_dir / "audio"
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _secret(env: dict[str, str], data_dir: Path) -> str:
+    """LOA_SECRET_KEY, or a random key kept in the data directory (created once)."""
+    key = env.get("LOA_SECRET_KEY", "")
+    if key:
+        if len(key) < 16:
+            raise SettingsError("LOA_SECRET_KEY must be at least 16 characters")
+        return key
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(32)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(key)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build Settings from LOA_* variables (default: the process environment)."""
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("LOA_DATA") or "./var").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tz_name = env.get("LOA_TIMEZONE") or "Asia/Ho_Chi_Minh"
+    try:
+        timezone = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"LOA_TIMEZONE: unknown time zone {tz_name!r}") from None
+    timeout_raw = env.get("LOA_GTTS_TIMEOUT") or "8"
+    try:
+        gtts_timeout = float(timeout_raw)
+    except ValueError:
+        raise SettingsError(f"LOA_GTTS_TIMEOUT must be seconds, got {timeout_raw!r}") from None
+    return Settings(
+        data_dir=data_dir,
+        database_url=env.get("LOA_DATABASE_URL") or f"sqlite:///{data_dir / 'loa.db'}",
+        timezone=timezone,
+        secret_key=_secret(env, data_dir),
+        tts_engine=_choice(env, "LOA_TTS_ENGINE", "auto", ENGINES),
+        gtts_timeout=gtts_timeout,
+        grace_seconds=_int(env, "LOA_GRACE_SECONDS", 300, 0),
+        language=_choice(env, "LOA_LANGUAGE", "vi", LANGUAGES),
+        web_threads=_int(env, "LOA_WEB_THREADS", 64, 4),
+        horizon_hours=_int(env, "LOA_HORIZON_HOURS", 48, 1),
+    )

@@ -1,0 +1,119 @@
+"""The broadcast lifecycle: allowed moves, aggregation over deliveries, and their history rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from scheduler.models import Broadcast, BroadcastEvent, Delivery, Status
+
+S = Status
+TERMINAL = frozenset({S.PLAYED, S.PARTIAL, S.INTERRUPTED, S.FAILED, S.MISSED, S.CANCELLED})
+_PROOF = frozenset({S.PLAYING, S.PLAYED})
+
+# A device's proof of play is believed even after the server gave up on it (store-and-forward).
+DELIVERY_MOVES: dict[str, frozenset[str]] = {
+    S.SCHEDULED: frozenset({S.DELIVERED, S.PLAYING, S.PLAYED, S.FAILED, S.MISSED, S.CANCELLED}),
+    S.DELIVERED: frozenset({S.PLAYING, S.PLAYED, S.FAILED, S.MISSED, S.CANCELLED}),
+    S.PLAYING: frozenset({S.PLAYED, S.INTERRUPTED, S.FAILED}),
+    S.FAILED: _PROOF,
+    S.MISSED: _PROOF,
+    S.CANCELLED: _PROOF,
+    S.PLAYED: frozenset(),
+    S.INTERRUPTED: frozenset(),
+}
+
+
+def can_move(old: str, new: str) -> bool:
+    return new in DELIVERY_MOVES.get(old, frozenset())
+
+
+def aggregate(statuses: Sequence[str]) -> str | None:
+    """A broadcast's status from its deliveries' statuses; None when it has no delivery."""
+    live = [s for s in statuses if s != S.CANCELLED]
+    if not statuses:
+        return None
+    if not live:
+        return S.CANCELLED
+    if S.PLAYING in live:
+        return S.PLAYING
+    if all(s in TERMINAL for s in live):
+        if all(s == S.PLAYED for s in live):
+            return S.PLAYED
+        if S.PLAYED in live:
+            return S.PARTIAL
+        if S.INTERRUPTED in live:
+            return S.INTERRUPTED
+        if all(s == S.MISSED for s in live):
+            return S.MISSED
+        return S.FAILED
+    if any(s in (S.PLAYED, S.INTERRUPTED) for s in live):
+        return S.PLAYING  # some endpoints are done, others have not reported yet
+    open_ = [s for s in live if s not in TERMINAL]
+    return S.DELIVERED if all(s == S.DELIVERED for s in open_) else S.SCHEDULED
+
+
+def move_broadcast(
+    session: Session, broadcast: Broadcast, new: str, at: datetime, actor: str, reason: str | None
+) -> None:
+    """Set a broadcast's status and write the history row."""
+    if broadcast.status == new:
+        return
+    session.add(
+        BroadcastEvent(
+            broadcast_id=broadcast.id,
+            at=at,
+            from_status=broadcast.status,
+            to_status=new,
+            actor=actor,
+            reason=reason,
+        )
+    )
+    broadcast.status = new
+
+
+def refresh_broadcast(session: Session, broadcast: Broadcast, at: datetime, actor: str) -> None:
+    """Recompute a broadcast's status and play times from its deliveries."""
+    deliveries = broadcast.deliveries
+    new = aggregate([d.status for d in deliveries])
+    starts = [d.started_at for d in deliveries if d.started_at is not None]
+    broadcast.started_at = min(starts) if starts else broadcast.started_at
+    if new in TERMINAL:
+        ends = [d.finished_at for d in deliveries if d.finished_at is not None]
+        broadcast.finished_at = max(ends) if ends else broadcast.finished_at
+    if new is None:
+        return
+    if broadcast.confirmation == "operator" and new not in (S.PLAYING, S.PLAYED, S.PARTIAL):
+        return  # the operator's word stands unless a device proves the broadcast played
+    move_broadcast(session, broadcast, new, at, actor, None)
+
+
+def move_delivery(
+    session: Session,
+    delivery: Delivery,
+    new: str,
+    at: datetime,
+    actor: str,
+    reason: str | None = None,
+) -> bool:
+    """Move a delivery if the lifecycle allows it, write history, refresh its broadcast."""
+    if not can_move(delivery.status, new):
+        return False
+    session.add(
+        BroadcastEvent(
+            broadcast_id=delivery.broadcast_id,
+            delivery_id=delivery.id,
+            at=at,
+            from_status=delivery.status,
+            to_status=new,
+            actor=actor,
+            reason=reason,
+        )
+    )
+    delivery.status = new
+    if new in (S.FAILED, S.MISSED, S.INTERRUPTED, S.CANCELLED):
+        delivery.error = reason
+    refresh_broadcast(session, delivery.broadcast, at, actor)
+    return True

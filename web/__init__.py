@@ -1,0 +1,28 @@
+"""Flask app factory: panel blueprints and the JSON API over one Loa context."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from scheduler.context import Loa
+from web import api, auth, bulletins, endpoints, i18n, log, today
+
+
+def create_app(loa: Loa) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=loa.settings.secret_key,
+        MAX_CONTENT_LENGTH=4 * 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        LOA_LANGUAGE=loa.settings.language,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["loa"] = loa
+    i18n.init_app(app)
+    auth.init_app(app)
+    for blueprint in (api.bp, auth.bp, today.bp, bulletins.bp, log.bp, endpoints.bp):
+        app.register_blueprint(blueprint)
+    app.register_error_handler(HTTPException, api.http_error)
+    return app

@@ -1,0 +1,121 @@
+"""Panel login with users from the database; a CSRF token guards every form."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers import Response
+
+from scheduler import auth as domain_auth
+from scheduler.auth import MANAGERS, Actor
+from scheduler.models import User
+from web.common import loa
+from web.i18n import CATALOGS, translate
+
+bp = Blueprint("auth", __name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return cast(str, session["csrf"])
+
+
+def load_user() -> None:
+    g.user = None
+    user_id = session.get("user_id")
+    if user_id is None:
+        return
+    with loa().transaction() as db:
+        user = db.get(User, user_id)
+        if user is not None and user.active:
+            g.user = user
+            g.user_language = user.language
+            g.actor = domain_auth.user_actor(user)
+            _ = user.commune.name if user.commune else None
+
+
+def check_csrf() -> None:
+    if request.method == "POST" and not request.path.startswith("/api/"):
+        sent = request.form.get("csrf", "")
+        if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+            abort(400, "The form expired; reload the page and try again.")
+
+
+def login_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None:
+            flash(translate("Please log in."), "error")
+            return redirect(url_for("auth.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def current_actor() -> Actor:
+    actor: Actor = g.actor
+    return actor
+
+
+def template_flags() -> dict[str, bool]:
+    actor = g.get("actor")
+    return {"may_manage": actor is not None and actor.role in MANAGERS}
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(load_user)
+    app.before_request(check_csrf)
+    app.context_processor(template_flags)
+    app.jinja_env.globals.update(csrf_token=csrf_token)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> str | Response:
+    if request.method == "POST":
+        with loa().transaction() as db:
+            user = domain_auth.login(
+                db, request.form.get("username", ""), request.form.get("password", "")
+            )
+            user_id = user.id if user else None
+        if user_id is not None:
+            lang = session.get("lang")
+            session.clear()
+            session["user_id"] = user_id
+            if lang:
+                session["lang"] = lang
+            target = request.args.get("next", "")
+            return redirect(target if target.startswith("/") else url_for("today.index"))
+        flash(translate("Wrong username or password."), "error")
+    return render_template("login.html")
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/lang/<code>")
+def set_language(code: str) -> Response:
+    if code in CATALOGS:
+        session["lang"] = code
+    target = request.referrer or url_for("today.index")
+    return redirect(target)

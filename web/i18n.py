@@ -1,0 +1,150 @@
+"""Panel language: Vietnamese by default, English available. Messages are keyed by English."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g, session
+
+VI: dict[str, str] = {
+    # navigation and common words
+    "Today": "Hôm nay",
+    "Bulletins": "Bản tin",
+    "As-run log": "Nhật ký phát",
+    "Endpoints": "Thiết bị",
+    "Log in": "Đăng nhập",
+    "Log out": "Đăng xuất",
+    "Username": "Tên đăng nhập",
+    "Password": "Mật khẩu",
+    "Wrong username or password.": "Sai tên đăng nhập hoặc mật khẩu.",
+    "Please log in.": "Vui lòng đăng nhập.",
+    "Commune": "Xã",
+    "Communes": "Các xã",
+    "All communes": "Tất cả các xã",
+    "Time": "Giờ",
+    "Title": "Tiêu đề",
+    "Text": "Nội dung",
+    "Topic": "Chủ đề",
+    "Priority": "Mức ưu tiên",
+    "Status": "Trạng thái",
+    "Started": "Bắt đầu",
+    "Finished": "Kết thúc",
+    "Late by": "Trễ",
+    "Confirmed by": "Xác nhận bởi",
+    "Reason": "Lý do",
+    "Engine": "Bộ đọc",
+    "Voice": "Giọng",
+    "Duration": "Thời lượng",
+    "seconds": "giây",
+    "From": "Từ ngày",
+    "To": "Đến ngày",
+    "Filter": "Lọc",
+    "Export CSV": "Xuất CSV",
+    "Any": "Tất cả",
+    "Save": "Lưu",
+    "Name": "Tên",
+    "Kind": "Loại",
+    "Last seen": "Liên lạc lần cuối",
+    "never": "chưa bao giờ",
+    "online": "trực tuyến",
+    "offline": "mất kết nối",
+    "Details": "Chi tiết",
+    "History": "Lịch sử",
+    "Deliveries": "Phát tới thiết bị",
+    "Actor": "Người/thiết bị",
+    "Endpoint": "Thiết bị",
+    "Error": "Lỗi",
+    "Attempts": "Lần gửi",
+    # today
+    "Broadcasts today": "Lượt phát hôm nay",
+    "Nothing is scheduled today.": "Hôm nay chưa có lịch phát.",
+    "Aired": "Đã phát",
+    "Not aired": "Không phát",
+    "Reason (required if not aired)": "Lý do (bắt buộc nếu không phát)",
+    "Confirmation saved.": "Đã lưu xác nhận.",
+    "awaiting operator confirmation": "chờ cán bộ xã xác nhận",
+    # bulletins
+    "New bulletin": "Bản tin mới",
+    "Create": "Tạo",
+    "Bulletin created.": "Đã tạo bản tin.",
+    "Spoken text": "Văn bản đọc",
+    "Listen": "Nghe thử",
+    "Render speech": "Tạo âm thanh",
+    "Speech rendered.": "Đã tạo âm thanh.",
+    "Offline voice used: no internet.": "Đã dùng giọng ngoại tuyến: không có internet.",
+    "No audio yet.": "Chưa có âm thanh.",
+    "Approve": "Duyệt",
+    "Approved.": "Đã duyệt.",
+    "Schedule": "Lên lịch phát",
+    "At (local time)": "Thời điểm (giờ Việt Nam)",
+    "Empty for now": "Để trống: phát ngay",
+    "Scheduled.": "Đã lên lịch.",
+    "Created by": "Người tạo",
+    "Approved by": "Người duyệt",
+    "Select all": "Chọn tất cả",
+    "No bulletins yet.": "Chưa có bản tin.",
+    "Approve it before scheduling.": "Cần duyệt trước khi lên lịch.",
+    # endpoints
+    "New agent endpoint": "Thêm thiết bị (agent)",
+    "Endpoint created. Give this token to the agent; it is shown only once:": (
+        "Đã thêm thiết bị. Nhập mã này vào agent; mã chỉ hiển thị một lần:"
+    ),
+    "No endpoints.": "Chưa có thiết bị.",
+    # values
+    "normal": "thông thường",
+    "priority": "ưu tiên",
+    "emergency": "khẩn cấp",
+    "draft": "nháp",
+    "approved": "đã duyệt",
+    "scheduled": "đã lên lịch",
+    "delivered": "đã tải về loa",
+    "playing": "đang phát",
+    "played": "đã phát",
+    "partial": "phát một phần",
+    "interrupted": "bị ngắt",
+    "failed": "lỗi",
+    "missed": "không phát",
+    "cancelled": "đã hủy",
+    "device": "thiết bị",
+    "operator": "cán bộ xã",
+    "agent": "agent",
+    "virtual": "loa ảo",
+    "auto": "tự động",
+    "gtts": "Google (trực tuyến)",
+    "espeak": "espeak-ng (ngoại tuyến)",
+    # errors by code
+    "error:not_approved": "Bản tin chưa được duyệt.",
+    "error:no_audio": "Bản tin chưa có âm thanh.",
+    "error:time_in_past": "Thời điểm đã qua.",
+    "error:invalid_time": "Thời điểm không hợp lệ.",
+    "error:unknown_commune": "Không có xã với mã này.",
+    "error:no_communes": "Hãy chọn ít nhất một xã.",
+    "error:duplicate": "Đã có lịch này rồi.",
+    "error:empty_text": "Nội dung đang trống.",
+    "error:empty_title": "Tiêu đề đang trống.",
+    "error:text_too_long": "Nội dung quá dài.",
+    "error:reason_required": "Hãy ghi lý do không phát.",
+    "error:not_yet_aired": "Chưa đến giờ phát, chưa thể xác nhận đã phát.",
+    "error:forbidden": "Bạn không có quyền làm việc này.",
+    "error:already_played": "Loa đã báo phát xong bản tin này.",
+    "error:invalid_name": "Hãy đặt tên.",
+    "error:speech_unavailable": "Không bộ đọc nào tạo được âm thanh.",
+}
+
+CATALOGS = {"vi": VI, "en": {}}
+
+
+def language() -> str:
+    lang = session.get("lang") or g.get("user_language") or current_app.config["LOA_LANGUAGE"]
+    return lang if lang in CATALOGS else "vi"
+
+
+def translate(text: str) -> str:
+    return CATALOGS[language()].get(text, text)
+
+
+def error_text(code: str, detail: str) -> str:
+    """A domain error in the panel's language: its code's message, else its detail."""
+    return CATALOGS[language()].get(f"error:{code}", detail)
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals.update(_=translate, language=language)

@@ -1,0 +1,113 @@
+"""The OpenAPI 3.1 document of /api/v1; request schemas come from the validating models."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+
+class Op(NamedTuple):
+    method: str
+    path: str
+    summary: str
+    body: str | None  # name of the request model
+    status: int
+    answer: str
+    query: tuple[str, ...] = ()
+
+
+OPERATIONS = tuple(Op(*row) for row in (
+    ("get", "/communes", "List communes with their official codes", None, 200,
+     "[{code, name, kind, district, province}]", ()),
+    ("post", "/bulletins", "Create a bulletin (draft)", "BulletinIn", 201,
+     "The bulletin {id, status, ...}", ()),
+    ("get", "/bulletins", "List bulletins, newest first", None, 200, "[bulletin]", ()),
+    ("get", "/bulletins/{id}", "One bulletin", None, 200, "The bulletin", ()),
+    ("post", "/bulletins/{id}/approve", "Approve a bulletin", None, 200,
+     "The bulletin with status approved", ()),
+    ("post", "/bulletins/{id}/audio", "Render the bulletin's speech", "AudioIn", 200,
+     "{sha256, duration_seconds, engine, voice, url, fallback_reason}", ()),
+    ("get", "/audio/{sha256}.mp3", "Download rendered audio", None, 200, "audio/mpeg", ()),
+    ("post", "/endpoints", "Register a loudspeaker endpoint; answers its token once",
+     "EndpointIn", 201, "{id, commune, name, kind, token}", ()),
+    ("get", "/endpoints", "List active endpoints and when they were last seen", None, 200,
+     "[endpoint]", ()),
+    ("post", "/broadcasts", "Schedule an approved bulletin in communes (no `at`: now)",
+     "BroadcastIn", 201, "[{id, commune, scheduled_at, status}]", ()),
+    ("get", "/broadcasts", "The as-run log", None, 200,
+     "[{id, commune, bulletin_id, scheduled_at, status, started_at, finished_at, "
+     "lateness_seconds, confirmed_by, deliveries, ...}]",
+     ("commune", "from", "to", "status", "topic")),
+    ("get", "/broadcasts/{id}", "One broadcast with its deliveries and status history", None,
+     200, "The broadcast", ()),
+    ("post", "/broadcasts/{id}/confirm", "Operator confirmation: aired or not, with reason",
+     "ConfirmIn", 200, "The broadcast", ()),
+    ("get", "/reports/broadcasts.csv", "The as-run log as CSV", None, 200,
+     "text/csv, one row per broadcast", ("commune", "from", "to", "status", "topic")),
+    ("get", "/agent/schedule", "Agent: upcoming deliveries (long-poll with version & wait)",
+     None, 200, "{version, server_time, grace_seconds, endpoint, items}", ("version", "wait")),
+    ("post", "/agent/reports", "Agent: proof of play reports (store-and-forward)", "ReportsIn",
+     200, "{received, changed}", ()),
+))  # fmt: skip
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+}
+
+
+def _operation(op: Op) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    doc: dict[str, Any] = {
+        "summary": op.summary,
+        "responses": {
+            str(op.status): {"description": op.answer},
+            "400": {"description": "Malformed request", **error},
+            "401": {"description": "Missing or unknown token", **error},
+            "403": {"description": "Not allowed for this token", **error},
+            "404": {"description": "Unknown id", **error},
+            "409": {"description": "Conflicts with the current state", **error},
+            "422": {"description": "Well-formed but invalid", **error},
+        },
+    }
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in ("id", "sha256")
+        if "{" + name + "}" in op.path
+    ]
+    params += [{"name": q, "in": "query", "schema": {"type": "string"}} for q in op.query]
+    if params:
+        doc["parameters"] = params
+    if op.body:
+        ref = {"$ref": f"#/components/schemas/{op.body}"}
+        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref}}}
+    return doc
+
+
+def openapi_document(bodies: tuple[type[BaseModel], ...]) -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in bodies], ref_template="#/components/schemas/{model}"
+    )
+    components = dict(schemas.get("$defs", {}))
+    components["Error"] = ERROR_SCHEMA
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Loa API",
+            "version": "1",
+            "description": "Schedules spoken bulletins for commune loudspeaker networks.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,123 @@
+"""Today's broadcasts per commune; operators confirm what their commune aired."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from scheduler import asrun
+from scheduler import broadcasts as bc
+from scheduler.errors import LoaError
+from scheduler.models import Broadcast, Role, Status
+from scheduler.service import confirm_broadcast
+from web.auth import current_actor, login_required
+from web.common import flash_error, loa, local, parse_local
+from web.i18n import translate
+
+bp = Blueprint("today", __name__)
+
+
+def row(b: Broadcast, now: datetime) -> dict[str, Any]:
+    late = asrun.lateness_seconds(b)
+    awaiting = not b.deliveries and b.status == Status.SCHEDULED and b.scheduled_at <= now
+    return {
+        "id": b.id,
+        "time": local(b.scheduled_at, "%H:%M"),
+        "title": b.bulletin.title,
+        "priority": b.priority,
+        "status": b.status,
+        "awaiting": awaiting,
+        "started": local(b.started_at),
+        "finished": local(b.finished_at),
+        "late": f"{late:+.1f}" if late is not None else "",
+        "confirmed_by": b.confirmed_by or "",
+        "reason": b.reason or "",
+        "can_confirm": b.confirmation != "device" and b.status not in (Status.PLAYED,),
+    }
+
+
+@bp.get("/")
+@login_required
+def index() -> str:
+    ctx = loa()
+    tz = ctx.settings.timezone
+    now = ctx.now()
+    day = now.astimezone(tz).date()
+    start = datetime.combine(day, time(0), tz)
+    f = asrun.LogFilter(start=start, end=start + timedelta(days=1))
+    actor = current_actor()
+    groups: dict[str, dict[str, Any]] = {}
+    with ctx.transaction() as session:
+        for b in asrun.query(session, actor, f):
+            group = groups.setdefault(b.commune.code, {"name": b.commune.name, "rows": []})
+            group["rows"].append(row(b, now))
+    return render_template(
+        "today.html",
+        groups=groups,
+        day=day.strftime("%d/%m/%Y"),
+        may_confirm=actor.role in (Role.ADMIN, Role.CENTRE, Role.OPERATOR),
+    )
+
+
+@bp.post("/broadcasts/<int:broadcast_id>/confirm")
+@login_required
+def confirm(broadcast_id: int) -> Response:
+    form = request.form
+    try:
+        confirm_broadcast(
+            loa(),
+            current_actor(),
+            broadcast_id,
+            aired=form.get("aired") == "yes",
+            reason=form.get("reason"),
+            at=parse_local(form.get("at", "")),
+        )
+        flash(translate("Confirmation saved."), "ok")
+    except LoaError as exc:
+        flash_error(exc)
+    return redirect(request.referrer or url_for("today.index"))
+
+
+@bp.get("/broadcasts/<int:broadcast_id>")
+@login_required
+def detail(broadcast_id: int) -> str:
+    ctx = loa()
+    fmt = "%d/%m/%Y %H:%M:%S"
+    with ctx.transaction() as session:
+        try:
+            b = bc.get_broadcast(session, broadcast_id)
+            current_actor().require_commune(b.commune_id)
+        except LoaError:
+            abort(404)
+        summary = row(b, ctx.now())
+        summary.update(commune=b.commune.name, day=local(b.scheduled_at, "%d/%m/%Y"))
+        deliveries = [
+            {
+                "endpoint": d.endpoint.name,
+                "kind": d.endpoint.kind,
+                "status": d.status,
+                "started": local(d.started_at),
+                "finished": local(d.finished_at),
+                "error": d.error or "",
+                "attempts": [
+                    {"at": local(a.at, fmt), "action": a.action, "error": a.error or "OK"}
+                    for a in d.attempts
+                ],
+            }
+            for d in b.deliveries
+        ]
+        history = [
+            {
+                "at": local(e.at, fmt),
+                "change": f"{translate(e.from_status) if e.from_status else '∅'} → "
+                f"{translate(e.to_status)}",
+                "scope": translate("Endpoint") if e.delivery_id else "",
+                "actor": e.actor,
+                "reason": e.reason or "",
+            }
+            for e in b.events
+        ]
+    return render_template("broadcast.html", b=summary, deliveries=deliveries, history=history)
