@@ -151,9 +151,15 @@ def _write_json(path: Path, data: Any) -> None:
 
 class Agent:
     def __init__(
-        self, client: AgentClient, cache_dir: Path, output: Output, clock: Clock | None = None
+        self,
+        client: AgentClient,
+        cache_dir: Path,
+        output: Output,
+        clock: Clock | None = None,
+        poll_wait: float = POLL_WAIT_SECONDS,
     ) -> None:
         self.client = client
+        self.poll_wait = poll_wait
         self.cache = cache_dir
         self.audio_dir = cache_dir / "audio"
         self.audio_dir.mkdir(parents=True, exist_ok=True)
@@ -363,7 +369,7 @@ class Agent:
         try:
             while not self._stop.is_set():
                 try:
-                    self.sync_once(POLL_WAIT_SECONDS)
+                    self.sync_once(self.poll_wait)
                     backoff = 1.0
                 except ServerRefused as exc:
                     log.error("server refused this agent's token (%s); stopping", exc)

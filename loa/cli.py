@@ -38,6 +38,7 @@ def _logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @click.group()

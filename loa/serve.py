@@ -12,7 +12,6 @@ import waitress
 from scheduler.context import Loa
 from scheduler.demo import DEMO_USERS, seed_demo
 from scheduler.dispatch import Dispatcher
-from scheduler.drivers.agent import AgentDriver
 from scheduler.drivers.virtual import VirtualDriver
 from scheduler.service import record_play_event, sync_virtual_speakers
 from web import create_app
@@ -30,7 +29,6 @@ def serve(loa: Loa, host: str, port: int, demo: bool, virtual_speakers: bool) ->
         with loa.transaction() as session:
             if seed_demo(session, loa.now()):
                 log.info("seeded the demo district (Huyện Triệu Sơn, 34 communes)")
-    loa.drivers["agent"] = AgentDriver(loa.notifier)
     if virtual_speakers:
         loa.drivers["virtual"] = VirtualDriver(
             lambda endpoint_id, event: record_play_event(loa, endpoint_id, event), loa.now

@@ -15,6 +15,7 @@ from audio.tts import Engine as TtsEngine
 from audio.tts import EspeakEngine, GttsEngine
 from scheduler.clock import Clock, SystemClock
 from scheduler.db import make_engine, make_session_factory, migrate, transaction
+from scheduler.drivers.agent import AgentDriver
 from scheduler.drivers.base import Driver
 from scheduler.notify import ChangeNotifier
 from scheduler.settings import Settings
@@ -62,10 +63,13 @@ def build_loa(
     """Open (and migrate) the database and build the context; no threads are started."""
     db = make_engine(settings.database_url)
     migrate(db)
-    return Loa(
+    loa = Loa(
         settings=settings,
         clock=clock or SystemClock(),
         engine=db,
         sessions=make_session_factory(db),
         renderer=Renderer(settings.audio_dir, engines or default_engines(settings)),
     )
+    # Agents are served by the web app itself, so their driver is always present.
+    loa.drivers["agent"] = AgentDriver(loa.notifier)
+    return loa

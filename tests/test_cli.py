@@ -1,0 +1,78 @@
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from scheduler import service
+from scheduler.context import build_loa
+from tests.conftest import CENTRE, THO_SON, make_settings
+from tests.test_scheduling import make_bulletin
+
+LOA = str(Path(sys.executable).with_name("loa"))
+
+
+def run(args: list[str], data: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LOA_DATA": str(data), "LOA_TTS_ENGINE": "espeak"}
+    return subprocess.run(
+        [LOA, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_normalize_reads_stdin_and_writes_the_spoken_form_line_for_line(tmp_path: Path) -> None:
+    out = run(["normalize"], tmp_path, "UBND xã họp lúc 7h30.\n\nNgày 2/9 là Quốc khánh.\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "ủy ban nhân dân xã họp lúc bảy giờ ba mươi.",
+        "",
+        "ngày hai tháng chín là quốc khánh.",
+    ]
+
+
+def test_say_renders_a_mastered_mp3(tmp_path: Path) -> None:
+    out = run(
+        ["say", "--engine", "espeak", "-o", str(tmp_path / "out.mp3"), "Xin chào bà con."], tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "engine espeak" in out.stderr
+    assert (tmp_path / "out.mp3").read_bytes()[:3] == b"ID3"
+
+
+def test_say_reads_stdin_and_refuses_empty_text(tmp_path: Path) -> None:
+    out = run(["say", "--engine", "espeak", "-o", str(tmp_path / "out.mp3"), "-"], tmp_path, "   ")
+    assert out.returncode == 2
+    assert "the text is empty" in out.stderr
+    assert not (tmp_path / "out.mp3").exists()
+
+
+def test_token_create_prints_a_token_the_api_accepts(tmp_path: Path) -> None:
+    out = run(["token", "create", "--name", "ci", "--role", "centre"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith("loa_")
+
+
+def test_token_create_explains_bad_input(tmp_path: Path) -> None:
+    out = run(["token", "create", "--name", "x", "--role", "operator"], tmp_path)
+    assert out.returncode == 2 and "--commune" in out.stderr
+    out = run(["token", "create", "--name", "x", "--role", "king"], tmp_path)
+    assert out.returncode == 2 and "king" in out.stderr
+
+
+def test_export_writes_the_as_run_csv_of_a_period(tmp_path: Path, seeded_db: Path) -> None:
+    (tmp_path / "loa.db").write_bytes(seeded_db.read_bytes())
+    loa = build_loa(make_settings(tmp_path))
+    at = loa.now() + timedelta(minutes=10)
+    service.schedule_bulletin(loa, CENTRE, make_bulletin(loa), [THO_SON], at)
+    day = at.astimezone(loa.settings.timezone).date().isoformat()
+    loa.close()
+    out = run(
+        ["export", "--from", day, "--to", day, "--format", "csv", "-o", str(tmp_path / "r.csv")],
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = (tmp_path / "r.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(lines) == 2 and "Xã Thọ Sơn" in lines[1]
+    out = run(
+        ["export", "--from", day, "--to", "2020-01-01", "-o", str(tmp_path / "r.csv")], tmp_path
+    )
+    assert out.returncode == 2 and "before" in out.stderr

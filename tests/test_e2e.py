@@ -1,0 +1,147 @@
+"""End to end on loopback: `loa serve` and two `loa agent` processes, real HTTP, real audio."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import THO_SON, THO_TIEN, free_port
+
+LOA = str(Path(sys.executable).with_name("loa"))
+TEXT = (
+    "Thực hiện Kế hoạch số 4911/KH-UBND ngày 29/12/2020 của Ủy ban nhân dân tỉnh Thanh Hoá "
+    "về công tác cải cách hành chính năm 2021, UBND huyện ban hành kế hoạch tuyên truyền."
+)
+
+
+class Server:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "LOA_DATA": str(data),
+            "LOA_TTS_ENGINE": "espeak",
+            "LOA_GRACE_SECONDS": "60",
+        }
+        self.procs: list[subprocess.Popen[str]] = []
+        self.token = ""
+
+    def start(self, *args: str, log: str) -> subprocess.Popen[str]:
+        out = (self.data / log).open("w")
+        proc = subprocess.Popen(
+            [LOA, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
+        self.procs.append(proc)
+        return proc
+
+    def call(self, method: str, path: str, token: str | None = None, **kw: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        r = requests.request(method, self.url + "/api/v1" + path, headers=headers, timeout=30, **kw)
+        assert r.status_code < 400, r.text
+        return r.json() if r.headers.get("Content-Type", "").startswith("application/json") else r
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path)
+    srv.start("serve", "--demo", "--port", str(srv.port), log="serve.log")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(srv.url + "/api/v1/openapi.json", timeout=1)
+            break
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.2)
+    out = subprocess.run(
+        [LOA, "token", "create", "--name", "e2e", "--role", "centre"],
+        env=srv.env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    srv.token = out.stdout.strip()
+    yield srv
+    for proc in reversed(srv.procs):
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def duration(path: Path) -> float:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(out.stdout)
+
+
+def test_a_bulletin_plays_on_two_agents_and_lands_in_the_as_run_log(
+    server: Server, tmp_path: Path
+) -> None:
+    sinks = {}
+    for code in (THO_SON, THO_TIEN):
+        endpoint = server.call("POST", "/endpoints", json={"commune": code, "name": "Cụm loa 1"})
+        sinks[code] = tmp_path / f"sink-{code}"
+        server.start(
+            "agent", "--server", server.url, "--token", endpoint["token"],
+            "--cache", str(tmp_path / f"cache-{code}"), "--sink", str(sinks[code]),
+            log=f"agent-{code}.log",
+        )  # fmt: skip
+    bulletin = server.call("POST", "/bulletins", json={"title": "CCHC 2021", "text": TEXT})
+    server.call("POST", f"/bulletins/{bulletin['id']}/approve")
+    audio = server.call("POST", f"/bulletins/{bulletin['id']}/audio", json={"engine": "espeak"})
+    assert audio["duration_seconds"] > 5
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
+    made = server.call(
+        "POST",
+        "/broadcasts",
+        json={"bulletin_id": bulletin["id"], "communes": [THO_SON, THO_TIEN], "at": at.isoformat()},
+    )
+    assert [b["status"] for b in made] == ["scheduled", "scheduled"]
+
+    deadline = time.monotonic() + 10 + audio["duration_seconds"] + 30
+    while time.monotonic() < deadline:
+        listed = server.call("GET", "/broadcasts")
+        if all(b["status"] == "played" for b in listed):
+            break
+        time.sleep(0.5)
+    logs = "\n".join(p.read_text() for p in tmp_path.glob("*.log"))
+    assert [b["status"] for b in listed] == ["played", "played"], logs
+
+    for b in listed:
+        assert 0 <= b["lateness_seconds"] < 2.0, b
+        assert b["confirmed_by"] == "endpoint:Cụm loa 1"
+        (played,) = sinks[b["commune"]].glob("*.mp3")
+        assert duration(played) > 5
+        assert abs(duration(played) - audio["duration_seconds"]) < 0.5
+
+    report = server.call("GET", "/reports/broadcasts.csv").content.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(report)))
+    assert [(r["commune_code"], r["status"]) for r in rows] == [
+        (THO_SON, "played"),
+        (THO_TIEN, "played"),
+    ]
+    assert all(0 <= float(r["lateness_seconds"]) < 2.0 for r in rows)
+
+
+def test_an_agent_with_a_wrong_token_is_refused_and_says_so(server: Server, tmp_path: Path) -> None:
+    agent = server.start(
+        "agent", "--server", server.url, "--token", "loa_not-a-real-token",
+        "--cache", str(tmp_path / "cache"), "--sink", str(tmp_path / "sink"), log="bad-agent.log",
+    )  # fmt: skip
+    assert agent.wait(timeout=20) == 2
+    log = (tmp_path / "bad-agent.log").read_text()
+    assert "server refused this agent's token" in log and "invalid_token" in log
