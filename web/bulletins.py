@@ -15,7 +15,7 @@ from scheduler.bulletins import parse_priority
 from scheduler.errors import LoaError, NotFound
 from scheduler.models import BulletinStatus, Priority
 from web.auth import current_actor, login_required
-from web.common import flash_error, loa, local, parse_local
+from web.common import actor_label, flash_error, loa, local, parse_local
 from web.i18n import error_text, translate
 
 bp = Blueprint("bulletins", __name__, url_prefix="/bulletins")
@@ -84,8 +84,8 @@ def detail(bulletin_id: int) -> str:
             "priority": b.priority,
             "status": b.status,
             "approved": b.status == BulletinStatus.APPROVED,
-            "created_by": b.created_by,
-            "approved_by": b.approved_by or "",
+            "created_by": actor_label(b.created_by),
+            "approved_by": actor_label(b.approved_by),
             "audio": {
                 "engine": audio.engine,
                 "voice": audio.voice,

@@ -8,7 +8,7 @@ from flask import current_app, flash
 
 from scheduler.context import Loa
 from scheduler.errors import InvalidInput, LoaError
-from web.i18n import error_text
+from web.i18n import error_text, translate
 
 
 def loa() -> Loa:
@@ -35,3 +35,14 @@ def parse_local(value: str) -> datetime | None:
 
 def local(moment: datetime | None, fmt: str = "%H:%M:%S") -> str:
     return moment.astimezone(loa().settings.timezone).strftime(fmt) if moment else ""
+
+
+def actor_label(actor: str | None) -> str:
+    """'endpoint:Cụm 1' -> 'Thiết bị: Cụm 1', 'user:thoson' -> 'thoson' (for display)."""
+    if not actor:
+        return ""
+    kind, _, name = actor.partition(":")
+    if kind == "user":
+        return name
+    label = {"endpoint": "Endpoint", "token": "API", "dispatcher": "Dispatcher"}.get(kind, kind)
+    return f"{translate(label)}: {name}" if name else translate(label)

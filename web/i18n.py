@@ -53,6 +53,7 @@ VI: dict[str, str] = {
     "Endpoint": "Thiết bị",
     "Error": "Lỗi",
     "Attempts": "Lần gửi",
+    "Dispatcher": "Bộ điều phối",
     # today
     "Broadcasts today": "Lượt phát hôm nay",
     "Nothing is scheduled today.": "Hôm nay chưa có lịch phát.",

@@ -10,7 +10,7 @@ from scheduler import areas, asrun
 from scheduler.errors import LoaError
 from scheduler.models import Status
 from web.auth import current_actor, login_required
-from web.common import flash_error, loa, local
+from web.common import actor_label, flash_error, loa, local
 
 bp = Blueprint("log", __name__)
 
@@ -54,7 +54,7 @@ def index() -> str:
                     "started": local(b.started_at),
                     "finished": local(b.finished_at),
                     "late": f"{late:+.1f}" if late is not None else "",
-                    "confirmed_by": b.confirmed_by or "",
+                    "confirmed_by": actor_label(b.confirmed_by),
                     "reason": b.reason or "",
                 }
             )

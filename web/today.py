@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from scheduler.errors import LoaError
 from scheduler.models import Broadcast, Role, Status
 from scheduler.service import confirm_broadcast
 from web.auth import current_actor, login_required
-from web.common import flash_error, loa, local, parse_local
+from web.common import actor_label, flash_error, loa, local, parse_local
 from web.i18n import translate
 
 bp = Blueprint("today", __name__)
@@ -33,9 +34,12 @@ def row(b: Broadcast, now: datetime) -> dict[str, Any]:
         "started": local(b.started_at),
         "finished": local(b.finished_at),
         "late": f"{late:+.1f}" if late is not None else "",
-        "confirmed_by": b.confirmed_by or "",
+        "confirmed_by": actor_label(b.confirmed_by),
         "reason": b.reason or "",
-        "can_confirm": b.confirmation != "device" and b.status not in (Status.PLAYED,),
+        # The operator's word is asked for once the time has come, unless a device proved play.
+        "can_confirm": b.scheduled_at <= now
+        and b.confirmation != "device"
+        and b.status not in (Status.PLAYED, Status.PLAYING),
     }
 
 
@@ -50,13 +54,16 @@ def index() -> str:
     f = asrun.LogFilter(start=start, end=start + timedelta(days=1))
     actor = current_actor()
     groups: dict[str, dict[str, Any]] = {}
+    totals: Counter[str] = Counter()
     with ctx.transaction() as session:
         for b in asrun.query(session, actor, f):
             group = groups.setdefault(b.commune.code, {"name": b.commune.name, "rows": []})
             group["rows"].append(row(b, now))
+            totals[b.status] += 1
     return render_template(
         "today.html",
         groups=groups,
+        totals=sorted(totals.items(), key=lambda kv: list(Status).index(Status(kv[0]))),
         day=day.strftime("%d/%m/%Y"),
         may_confirm=actor.role in (Role.ADMIN, Role.CENTRE, Role.OPERATOR),
     )
@@ -115,7 +122,7 @@ def detail(broadcast_id: int) -> str:
                 "change": f"{translate(e.from_status) if e.from_status else '∅'} → "
                 f"{translate(e.to_status)}",
                 "scope": translate("Endpoint") if e.delivery_id else "",
-                "actor": e.actor,
+                "actor": actor_label(e.actor),
                 "reason": e.reason or "",
             }
             for e in b.events
