@@ -47,7 +47,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so readers see the old file or the new one, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
@@ -152,5 +153,5 @@ class Renderer:
             fallback_reason=reason,
         )
         meta = {k: v for k, v in asdict(speech).items() if k not in ("path", "fallback_reason")}
-        _atomic_write(self.cache_dir / f"{key}.json", json.dumps(meta).encode("utf-8"))
+        atomic_write(self.cache_dir / f"{key}.json", json.dumps(meta).encode("utf-8"))
         return speech

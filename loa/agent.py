@@ -9,7 +9,6 @@ the as-run log learns about it later (store-and-forward).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from urllib.parse import urljoin
 import requests
 
 from audio.playout import Cue, Output, PlayEvent, Playout
+from audio.render import atomic_write, file_sha256
 from scheduler.clock import Clock, SystemClock
 
 log = logging.getLogger("loa.agent")
@@ -134,21 +134,6 @@ class Item:
         }
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
-
-
 class Agent:
     def __init__(
         self,
@@ -196,7 +181,7 @@ class Agent:
                 "items": [i.to_json() for i in self.items.values()],
                 "submitted": sorted(self.submitted),
             }
-        _write_json(self.cache / "state.json", state)
+        atomic_write(self.cache / "state.json", json.dumps(state).encode("utf-8"))
 
     def _audio_path(self, item: Item) -> Path:
         return self.audio_dir / f"{item.sha256}.mp3"
@@ -233,7 +218,7 @@ class Agent:
             "clock_offset_seconds": round(self.offset.total_seconds(), 3),
         }
         if event.kind == "finished" and item is not None:
-            report["sha256"] = sha256_of(self._audio_path(item))
+            report["sha256"] = file_sha256(self._audio_path(item))
         log.info(
             "delivery %s %s%s", delivery_id, event.kind, f": {event.detail}" if event.detail else ""
         )
@@ -274,7 +259,7 @@ class Agent:
         tmp = Path(tmp_name)
         try:
             self.client.download(item.audio_url, tmp)
-            actual = sha256_of(tmp)
+            actual = file_sha256(tmp)
             if actual != item.sha256:
                 log.error(
                     "audio for delivery %s failed its checksum; retrying later", item.delivery_id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import IO
@@ -79,6 +79,18 @@ def make_filter(
         commune_code=commune or None,
         status=status or None,
         topic=topic or None,
+    )
+
+
+def filter_from_query(tz: ZoneInfo, args: Mapping[str, str]) -> LogFilter:
+    """The filter of a query string: ?from=&to=&commune=&status=&topic= (API and panel)."""
+    return make_filter(
+        tz,
+        start=args.get("from"),
+        end=args.get("to"),
+        commune=args.get("commune"),
+        status=args.get("status"),
+        topic=args.get("topic"),
     )
 
 

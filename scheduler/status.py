@@ -55,23 +55,39 @@ def aggregate(statuses: Sequence[str]) -> str | None:
     return S.DELIVERED if all(s == S.DELIVERED for s in open_) else S.SCHEDULED
 
 
-def move_broadcast(
-    session: Session, broadcast: Broadcast, new: str, at: datetime, actor: str, reason: str | None
+def _history(
+    session: Session,
+    row: Broadcast | Delivery,
+    new: str,
+    at: datetime,
+    actor: str,
+    reason: str | None,
 ) -> None:
-    """Set a broadcast's status and write the history row."""
-    if broadcast.status == new:
-        return
+    """Write the status change of a broadcast or a delivery, then make it."""
+    if isinstance(row, Delivery):
+        broadcast_id, delivery_id = row.broadcast_id, row.id
+    else:
+        broadcast_id, delivery_id = row.id, None
     session.add(
         BroadcastEvent(
-            broadcast_id=broadcast.id,
+            broadcast_id=broadcast_id,
+            delivery_id=delivery_id,
             at=at,
-            from_status=broadcast.status,
+            from_status=row.status,
             to_status=new,
             actor=actor,
             reason=reason,
         )
     )
-    broadcast.status = new
+    row.status = new
+
+
+def move_broadcast(
+    session: Session, broadcast: Broadcast, new: str, at: datetime, actor: str, reason: str | None
+) -> None:
+    """Set a broadcast's status and write the history row."""
+    if broadcast.status != new:
+        _history(session, broadcast, new, at, actor, reason)
 
 
 def refresh_broadcast(session: Session, broadcast: Broadcast, at: datetime, actor: str) -> None:
@@ -101,18 +117,7 @@ def move_delivery(
     """Move a delivery if the lifecycle allows it, write history, refresh its broadcast."""
     if not can_move(delivery.status, new):
         return False
-    session.add(
-        BroadcastEvent(
-            broadcast_id=delivery.broadcast_id,
-            delivery_id=delivery.id,
-            at=at,
-            from_status=delivery.status,
-            to_status=new,
-            actor=actor,
-            reason=reason,
-        )
-    )
-    delivery.status = new
+    _history(session, delivery, new, at, actor, reason)
     if new in (S.FAILED, S.MISSED, S.INTERRUPTED, S.CANCELLED):
         delivery.error = reason
     refresh_broadcast(session, delivery.broadcast, at, actor)

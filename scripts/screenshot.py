@@ -31,7 +31,8 @@ def main() -> None:
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  f"--window-size={args.width},{args.height}"):  # fmt: skip
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService("/usr/bin/chromedriver"))
+    service = webdriver.ChromeService("/usr/bin/chromedriver")
+    driver = webdriver.Chrome(options=options, service=service)
     try:
         driver.get(args.url + "/login")
         driver.find_element(By.NAME, "username").send_keys(args.user)

@@ -201,6 +201,15 @@ def later(loa: Loa, seconds: float) -> str:
     return (loa.now() + timedelta(seconds=seconds)).isoformat()
 
 
+def audio_duration(path: Path) -> float:
+    """Seconds of audio in a file, as ffprobe measures it."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(out.stdout)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import THO_SON, THO_TIEN, free_port
+from tests.conftest import THO_SON, THO_TIEN, audio_duration, free_port
 
 LOA = str(Path(sys.executable).with_name("loa"))
 TEXT = (
@@ -80,14 +80,6 @@ def server(tmp_path: Path) -> Iterator[Server]:
             proc.kill()
 
 
-def duration(path: Path) -> float:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return float(out.stdout)
-
-
 def test_a_bulletin_plays_on_two_agents_and_lands_in_the_as_run_log(
     server: Server, tmp_path: Path
 ) -> None:
@@ -125,8 +117,8 @@ def test_a_bulletin_plays_on_two_agents_and_lands_in_the_as_run_log(
         assert 0 <= b["lateness_seconds"] < 2.0, b
         assert b["confirmed_by"] == "endpoint:Cụm loa 1"
         (played,) = sinks[b["commune"]].glob("*.mp3")
-        assert duration(played) > 5
-        assert abs(duration(played) - audio["duration_seconds"]) < 0.5
+        assert audio_duration(played) > 5
+        assert abs(audio_duration(played) - audio["duration_seconds"]) < 0.5
 
     report = server.call("GET", "/reports/broadcasts.csv").content.decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(report)))

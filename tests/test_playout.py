@@ -14,6 +14,7 @@ from audio.playout import (
     SilentOutput,
     file_sink_output,
 )
+from tests.conftest import audio_duration
 
 
 def now() -> datetime:
@@ -126,14 +127,6 @@ def tone(path: Path, seconds: float) -> Path:
     return path
 
 
-def duration(path: Path) -> float:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return float(out.stdout)
-
-
 def test_the_file_sink_plays_in_real_time_into_one_mp3_per_cue(
     tmp_path: Path, recorder: Recorder
 ) -> None:
@@ -147,7 +140,7 @@ def test_the_file_sink_plays_in_real_time_into_one_mp3_per_cue(
     playout.close()
     (played,) = (tmp_path / "sink").glob("*-7.mp3")
     assert elapsed >= 1.4
-    assert abs(duration(played) - 1.5) < 0.2
+    assert abs(audio_duration(played) - 1.5) < 0.2
 
 
 def test_an_interruption_cuts_the_sink_file_short(tmp_path: Path, recorder: Recorder) -> None:
@@ -162,4 +155,4 @@ def test_an_interruption_cuts_the_sink_file_short(tmp_path: Path, recorder: Reco
     playout.close()
     assert recorder.kinds() == [("long", "started"), ("long", "interrupted")]
     (played,) = (tmp_path / "sink").glob("*-long.mp3")
-    assert 0.5 < duration(played) < 3
+    assert 0.5 < audio_duration(played) < 3

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, Va
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from audio.render import ENGINE_CHAINS, RenderError
+from audio.render import RenderError
 from audio.tts import TtsError
 from scheduler import areas, asrun, bulletins, service
 from scheduler import broadcasts as bc
@@ -295,8 +295,6 @@ def approve_bulletin(bulletin_id: int) -> Response:
 @bp.post("/bulletins/<int:bulletin_id>/audio")
 def render_audio(bulletin_id: int) -> Response:
     data = body(AudioIn) if request.content_length else AudioIn()
-    if data.engine is not None and data.engine not in ENGINE_CHAINS:
-        raise InvalidInput(f"unknown engine {data.engine!r}", "invalid_engine")
     asset = service.render_bulletin(loa(), actor(), bulletin_id, data.engine, data.voice)
     return jsonify(audio_json(asset))
 
@@ -372,15 +370,7 @@ def create_broadcasts() -> tuple[Response, int]:
 
 
 def _filter() -> asrun.LogFilter:
-    args = request.args
-    return asrun.make_filter(
-        loa().settings.timezone,
-        start=args.get("from"),
-        end=args.get("to"),
-        commune=args.get("commune"),
-        status=args.get("status"),
-        topic=args.get("topic"),
-    )
+    return asrun.filter_from_query(loa().settings.timezone, request.args)
 
 
 @bp.get("/broadcasts")

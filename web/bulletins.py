@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from audio.normalize import normalize
@@ -13,12 +14,19 @@ from audio.tts import ESPEAK_VOICES, TtsError
 from scheduler import areas, bulletins, service
 from scheduler.bulletins import parse_priority
 from scheduler.errors import LoaError, NotFound
-from scheduler.models import BulletinStatus, Priority
+from scheduler.models import Bulletin, BulletinStatus, Priority
 from web.auth import current_actor, login_required
 from web.common import actor_label, flash_error, loa, local, parse_local
 from web.i18n import error_text, translate
 
 bp = Blueprint("bulletins", __name__, url_prefix="/bulletins")
+
+
+def bulletin_or_404(session: Session, bulletin_id: int) -> Bulletin:
+    try:
+        return bulletins.get_bulletin(session, bulletin_id)
+    except NotFound:
+        abort(404)
 
 
 @bp.get("")
@@ -70,10 +78,7 @@ def create() -> Response | str:
 def detail(bulletin_id: int) -> str:
     ctx = loa()
     with ctx.transaction() as session:
-        try:
-            b = bulletins.get_bulletin(session, bulletin_id)
-        except NotFound:
-            abort(404)
+        b = bulletin_or_404(session, bulletin_id)
         audio = b.audio
         view = {
             "id": b.id,
@@ -167,10 +172,7 @@ def schedule(bulletin_id: int) -> Response:
 def audio(bulletin_id: int) -> Response:
     ctx = loa()
     with ctx.transaction() as session:
-        try:
-            b = bulletins.get_bulletin(session, bulletin_id)
-        except NotFound:
-            abort(404)
+        b = bulletin_or_404(session, bulletin_id)
         if b.audio is None:
             abort(404)
         path = ctx.settings.audio_dir / b.audio.path

@@ -18,15 +18,7 @@ FILTER_KEYS = ("from", "to", "commune", "status", "topic")
 
 
 def _filter() -> asrun.LogFilter:
-    args = request.args
-    return asrun.make_filter(
-        loa().settings.timezone,
-        start=args.get("from"),
-        end=args.get("to"),
-        commune=args.get("commune"),
-        status=args.get("status"),
-        topic=args.get("topic"),
-    )
+    return asrun.filter_from_query(loa().settings.timezone, request.args)
 
 
 @bp.get("/log")
