@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -54,10 +55,9 @@ class Server:
         return r.json() if r.headers.get("Content-Type", "").startswith("application/json") else r
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def start_server(tmp_path: Path, *flags: str) -> Iterator[Server]:
     srv = Server(tmp_path)
-    srv.start("serve", "--demo", "--port", str(srv.port), log="serve.log")
+    srv.start("serve", "--demo", *flags, "--port", str(srv.port), log="serve.log")
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -78,6 +78,16 @@ def server(tmp_path: Path) -> Iterator[Server]:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    yield from start_server(tmp_path)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Server]:
+    yield from start_server(tmp_path, "--virtual-speakers")
 
 
 def test_a_bulletin_plays_on_two_agents_and_lands_in_the_as_run_log(
@@ -137,3 +147,31 @@ def test_an_agent_with_a_wrong_token_is_refused_and_says_so(server: Server, tmp_
     assert agent.wait(timeout=20) == 2
     log = (tmp_path / "bad-agent.log").read_text()
     assert "server refused this agent's token" in log and "invalid_token" in log
+
+
+def test_a_newcomer_schedules_a_bulletin_in_the_panel_and_sees_it_played(demo: Server) -> None:
+    web = requests.Session()
+
+    def post(path: str, **form: Any) -> str:
+        page = web.get(demo.url + "/login", timeout=10).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf
+        r = web.post(demo.url + path, data={**form, "csrf": csrf.group(1)}, timeout=60)
+        assert r.status_code == 200, r.text
+        return r.text
+
+    assert "Lượt phát hôm nay" in post("/login", username="trungtam", password="loa-trungtam")
+    page = post(
+        "/bulletins", title="Thông báo", text="Xin chào bà con xã Thọ Sơn.", priority="normal"
+    )
+    bulletin = re.search(r'action="/bulletins/(\d+)/approve"', page)
+    assert bulletin, page
+    post(f"/bulletins/{bulletin.group(1)}/approve")
+    page = post(f"/bulletins/{bulletin.group(1)}/schedule", communes=[THO_SON, THO_TIEN], at="")
+    assert "Đã lên lịch." in page
+    played = '<td><span class="badge s-played">đã phát</span>'
+    deadline = time.monotonic() + 30
+    while page.count(played) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        page = web.get(demo.url + "/", timeout=10).text
+    assert page.count(played) == 2, page
