@@ -38,7 +38,8 @@ def _logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "apscheduler.executors", "apscheduler.scheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @click.group()
@@ -110,7 +111,7 @@ def say(engine: str | None, voice: str, out: Path, title: str, text: str) -> Non
         )
     except (RenderError, TtsError) as exc:
         raise CliError(str(exc)) from exc
-    with tempfile.NamedTemporaryFile(dir=out.parent or Path("."), delete=False) as tmp:
+    with tempfile.NamedTemporaryFile(dir=out.parent, delete=False) as tmp:
         shutil.copyfile(speech.path, tmp.name)
     Path(tmp.name).replace(out)
     note = f" (fell back: {speech.fallback_reason})" if speech.fallback_reason else ""

@@ -9,13 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from scheduler.auth import MANAGERS, Actor
+from scheduler.bulletins import require_approved
 from scheduler.errors import Conflict, Forbidden, InvalidInput, NotFound
 from scheduler.models import (
     Area,
     Broadcast,
     BroadcastEvent,
     Bulletin,
-    BulletinStatus,
     Delivery,
     Endpoint,
     Role,
@@ -37,8 +37,7 @@ def schedule(
 ) -> list[Broadcast]:
     """One broadcast per commune at `at`, with a delivery for each active endpoint there."""
     actor.require(*MANAGERS)
-    if bulletin.status != BulletinStatus.APPROVED:
-        raise Conflict(f"bulletin {bulletin.id} is not approved yet", "not_approved")
+    require_approved(bulletin)
     if bulletin.audio is None:
         raise Conflict(f"bulletin {bulletin.id} has no audio yet", "no_audio")
     if not communes:
@@ -85,6 +84,19 @@ def schedule(
         )
         created.append(broadcast)
     return created
+
+
+def open_broadcasts(session: Session, commune_id: int) -> list[Broadcast]:
+    """A commune's broadcasts not sent yet."""
+    return list(
+        session.scalars(
+            select(Broadcast).where(
+                Broadcast.commune_id == commune_id,
+                Broadcast.dispatched_at.is_(None),
+                Broadcast.status.in_([Status.SCHEDULED.value, Status.DELIVERED.value]),
+            )
+        )
+    )
 
 
 def get_broadcast(session: Session, broadcast_id: int) -> Broadcast:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from audio.render import Speech
 from scheduler.auth import MANAGERS, Actor
-from scheduler.errors import InvalidInput, NotFound
+from scheduler.errors import Conflict, InvalidInput, NotFound
 from scheduler.models import AudioAsset, Bulletin, BulletinStatus, Priority
 
 MAX_TITLE = 300
@@ -79,6 +79,11 @@ def approve(session: Session, actor: Actor, bulletin: Bulletin, now: datetime) -
     bulletin.status = BulletinStatus.APPROVED.value
     bulletin.approved_by = actor.name
     bulletin.approved_at = now
+
+
+def require_approved(bulletin: Bulletin) -> None:
+    if bulletin.status != BulletinStatus.APPROVED:
+        raise Conflict(f"bulletin {bulletin.id} is not approved yet", "not_approved")
 
 
 def attach_audio(

@@ -18,7 +18,8 @@ from scheduler import broadcasts as bc
 from scheduler.auth import MANAGERS, Actor, new_token
 from scheduler.context import Loa
 from scheduler.errors import InvalidInput, NotFound
-from scheduler.models import AudioAsset, Broadcast, Endpoint
+from scheduler.models import AudioAsset, Broadcast, Delivery, Endpoint, Status
+from scheduler.status import move_delivery
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,10 @@ def schedule_bulletin(
     at: datetime | None,
 ) -> list[Broadcast]:
     """Schedule an approved bulletin in communes at `at` (None: now), rendering it if needed."""
+    actor.require(*MANAGERS)
     with loa.transaction() as session:
         bulletin = bulletins.get_bulletin(session, bulletin_id)
+        bulletins.require_approved(bulletin)  # before any slow rendering
         needs_audio = bulletin.audio_id is None
     if needs_audio:
         render_bulletin(loa, actor, bulletin_id)
@@ -130,10 +133,6 @@ def create_endpoint(
             raise InvalidInput(
                 f"{commune.name} already has an endpoint named {name!r}", "duplicate"
             )
-        for virtual in session.scalars(
-            select(Endpoint).where(Endpoint.commune_id == commune.id, Endpoint.kind == "virtual")
-        ):
-            virtual.active = False
         endpoint = Endpoint(
             commune=commune,
             name=name,
@@ -145,6 +144,18 @@ def create_endpoint(
         session.add(endpoint)
         session.flush()
         _ = endpoint.commune.code
+        # The new device also takes the commune's broadcasts already planned, and
+        # replaces its virtual speaker there.
+        for b in bc.open_broadcasts(session, commune.id):
+            session.add(Delivery(broadcast=b, endpoint=endpoint))
+            for d in b.deliveries:
+                if d.endpoint.kind == "virtual":
+                    move_delivery(session, d, Status.CANCELLED, loa.now(), actor.name,
+                                  f"replaced by {name}")  # fmt: skip
+        for virtual in session.scalars(
+            select(Endpoint).where(Endpoint.commune_id == commune.id, Endpoint.kind == "virtual")
+        ):
+            virtual.active = False
     return endpoint, token
 
 

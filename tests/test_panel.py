@@ -167,3 +167,17 @@ def test_a_form_without_its_csrf_token_is_refused(panel: Panel) -> None:
     panel.login("trungtam", "loa-trungtam")
     r = panel.client.post("/bulletins", data={"title": "x", "text": "y"})
     assert r.status_code == 400
+
+
+def test_login_returns_to_the_page_asked_for_but_never_to_another_site(panel: Panel) -> None:
+    r = panel.client.post(
+        "/login?next=/log",
+        data={"username": "admin", "password": "loa-admin", "csrf": panel.csrf()},
+    )
+    assert r.headers["Location"] == "/log"
+    panel.client.post("/logout", data={"csrf": panel.csrf()})
+    r = panel.client.post(
+        "/login?next=//evil.example/x",
+        data={"username": "admin", "password": "loa-admin", "csrf": panel.csrf()},
+    )
+    assert r.headers["Location"] == "/"

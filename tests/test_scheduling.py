@@ -176,3 +176,20 @@ def test_an_endpoint_cannot_report_for_another_endpoints_delivery(loa: Loa) -> N
         (delivery,) = s.get(Broadcast, broadcast_id).deliveries  # type: ignore[union-attr]
     with pytest.raises(Forbidden):
         service.record_reports(loa, other.id, [bc.PlayReport(delivery.id, "started", loa.now())])
+
+
+def test_a_new_device_takes_over_the_planned_broadcasts_of_its_virtual_speaker(loa: Loa) -> None:
+    service.sync_virtual_speakers(loa, True)
+    bulletin_id = make_bulletin(loa)
+    (b,) = service.schedule_bulletin(
+        loa, CENTRE, bulletin_id, [THO_SON], loa.now() + timedelta(hours=1)
+    )
+    service.create_endpoint(loa, ADMIN, THO_SON, "Cụm loa 1", "agent")
+    with loa.transaction() as s:
+        broadcast = s.get(Broadcast, b.id)
+        assert broadcast is not None
+        assert [(d.endpoint.kind, d.status) for d in broadcast.deliveries] == [
+            ("virtual", "cancelled"),
+            ("agent", "scheduled"),
+        ]
+        assert broadcast.status == Status.SCHEDULED

@@ -102,7 +102,8 @@ def login() -> str | Response:
             if lang:
                 session["lang"] = lang
             target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") else url_for("today.index"))
+            local_path = target.startswith("/") and not target.startswith("//")
+            return redirect(target if local_path else url_for("today.index"))
         flash(translate("Wrong username or password."), "error")
     return render_template("login.html")
 
