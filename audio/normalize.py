@@ -1,18 +1,24 @@
 """Administrative Vietnamese text -> the spoken form a district announcer reads.
 
-The normalizer is a fixed sequence of passes over each line; every pass rewrites only
-digits, symbols or known abbreviations, so every ordinary word survives untouched.
-Conventions (northern broadcast): nghìn, linh, mốt/lăm after mươi, tháng tư, thứ tư.
+Each line goes through a fixed sequence of passes. A pass rewrites only digits, symbols
+or known abbreviations, so every ordinary word survives (a property test checks it).
+Conventions of northern and north-central stations: nghìn, linh, mốt/lăm after mươi,
+tháng tư, thứ tư; dates "ngày D tháng M năm Y"; ranges "A đến B"; phone numbers digit
+by digit; document numbers (4911/KH-UBND) read as their number and year, the symbol
+skipped, as announcers do.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 
 DIGITS = ("không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín")
 
-# Abbreviations an announcer expands. Keys are matched case-sensitively as whole words.
+# Administrative abbreviations an announcer expands; matched case-sensitively as words.
+# Centre staff add local ones (place names, new bodies) in the panel's lexicon.
 ABBREVIATIONS: dict[str, str] = {
     "UBND": "ủy ban nhân dân",
     "HĐND": "hội đồng nhân dân",
@@ -21,27 +27,75 @@ ABBREVIATIONS: dict[str, str] = {
     "CCHC": "cải cách hành chính",
     "TTHC": "thủ tục hành chính",
     "BCĐ": "ban chỉ đạo",
+    "BCH": "ban chấp hành",
+    "BTV": "ban thường vụ",
     "KT-XH": "kinh tế xã hội",
+    "KTXH": "kinh tế xã hội",
     "NTM": "nông thôn mới",
+    "MTQG": "mục tiêu quốc gia",
+    "CTMTQG": "chương trình mục tiêu quốc gia",
+    "KCN": "khu công nghiệp",
+    "CCN": "cụm công nghiệp",
+    "BQL": "ban quản lý",
+    "BTC": "ban tổ chức",
+    "KHCN": "khoa học và công nghệ",
+    "KH&CN": "khoa học và công nghệ",
+    "GD-ĐT": "giáo dục và đào tạo",
     "THCS": "trung học cơ sở",
     "THPT": "trung học phổ thông",
     "CNTT": "công nghệ thông tin",
     "BHYT": "bảo hiểm y tế",
     "BHXH": "bảo hiểm xã hội",
+    "BHTN": "bảo hiểm thất nghiệp",
     "PCCC": "phòng cháy chữa cháy",
+    "PCCN": "phòng chống cháy nổ",
+    "PCTT": "phòng chống thiên tai",
+    "TKCN": "tìm kiếm cứu nạn",
     "ATGT": "an toàn giao thông",
+    "ATTP": "an toàn thực phẩm",
     "CSGT": "cảnh sát giao thông",
+    "CAND": "công an nhân dân",
+    "QĐND": "quân đội nhân dân",
     "HTX": "hợp tác xã",
     "VPHC": "vi phạm hành chính",
     "CBCCVC": "cán bộ công chức viên chức",
+    "CBCC": "cán bộ công chức",
+    "TNCS": "thanh niên cộng sản",
+    "LHPN": "liên hiệp phụ nữ",
+    "CCB": "cựu chiến binh",
+    "GD&ĐT": "giáo dục và đào tạo",
+    "GDĐT": "giáo dục và đào tạo",
+    "VH-TT": "văn hóa thông tin",
+    "VHTT": "văn hóa thông tin",
+    "VHTTDL": "văn hóa thông tin thể thao và du lịch",
+    "TN&MT": "tài nguyên và môi trường",
+    "TNMT": "tài nguyên và môi trường",
+    "NN&PTNT": "nông nghiệp và phát triển nông thôn",
+    "LĐTBXH": "lao động thương binh và xã hội",
+    "LĐ-TB&XH": "lao động thương binh và xã hội",
+    "GPMB": "giải phóng mặt bằng",
+    "QSDĐ": "quyền sử dụng đất",
+    "GCNQSDĐ": "giấy chứng nhận quyền sử dụng đất",
+    "DVC": "dịch vụ công",
     "PCT": "phó chủ tịch",
     "TW": "trung ương",
     "TP": "thành phố",
+    "Tp": "thành phố",
+    "TX": "thị xã",
+    "SĐT": "số điện thoại",
+    "ĐT": "điện thoại",
     "VNĐ": "đồng",
     "VND": "đồng",
+    "USD": "đô la mỹ",
+    "COVID": "cô vít",
+    "Covid": "cô vít",
+    "WTO": "vê kép tê ô",
+    "ASEAN": "a xê an",
     "Đ/c": "đồng chí",
     "đ/c": "đồng chí",
     "b/c": "báo cáo",
+    "v.v.": "vân vân",
+    "v.v": "vân vân",
 }
 
 UNITS: dict[str, str] = {
@@ -57,16 +111,46 @@ UNITS: dict[str, str] = {
     "m": "mét",
     "ha": "héc ta",
     "kg": "ki lô gam",
+    "g": "gam",
+    "ml": "mi li lít",
+    "l": "lít",
+    "kW": "ki lô oát",
+    "kWh": "ki lô oát giờ",
+    "MW": "mê ga oát",
     "°C": "độ xê",
+    "ºC": "độ xê",
     "độ C": "độ xê",
     "%": "phần trăm",
     "đ": "đồng",
     "VNĐ": "đồng",
     "VND": "đồng",
+    "USD": "đô la mỹ",
 }
 
+# After a slash: "đồng/người/tháng", "km/h", "lần/tuần" -> "đồng một người một tháng".
+PER_UNIT: dict[str, str] = {
+    **{u: UNITS[u] for u in ("km", "m", "m2", "ha", "kg", "g", "l")},
+    "h": "giờ",
+    **{w: w for w in ("người", "hộ", "tháng", "năm", "ngày", "tuần", "giờ", "phút", "lần",
+                      "con", "khẩu", "sào", "tấn", "tạ", "lượt", "buổi", "xã", "thôn")},
+}  # fmt: skip
+
+LETTERS: dict[str, str] = {
+    "A": "a", "B": "bê", "C": "xê", "D": "dê", "Đ": "đê", "E": "e", "F": "ép", "G": "giê",
+    "H": "hát", "I": "i", "J": "gi", "K": "ca", "L": "lờ", "M": "mờ", "N": "nờ", "O": "o",
+    "P": "pê", "Q": "quy", "R": "rờ", "S": "ét", "T": "tê", "U": "u", "V": "vê",
+    "W": "vê kép", "X": "ích", "Y": "i", "Z": "dét",
+}  # fmt: skip
+
+PHONE_WORDS = r"(?i:điện thoại|đường dây nóng|hotline|số máy|tổng đài|sđt|đt|gọi(?: số)?)"
+DATE_WORDS = r"ngày|hôm|sáng|trưa|chiều|tối|đêm|từ|đến|dịp|lễ|khánh|tết|mùng"
+ROMAN_WORDS = r"phần|chương|mục|lần thứ|khóa|khoá|kỳ|quý|đại hội|thứ|tập|giai đoạn"
+
 _NUMBER = r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:,\d+)?"
-_WORD_END = r"(?![\w²³])"
+_UNIT_WORD_END = r"(?![\w²³])"
+
+
+# --- reading numbers --------------------------------------------------------------------
 
 
 def _under_thousand(n: int, full: bool) -> list[str]:
@@ -124,7 +208,10 @@ def read_digits(text: str) -> str:
 def read_decimal(token: str) -> str:
     """A number written with '.' thousands and ',' decimals: '54,3' -> 'năm mươi bốn phẩy ba'."""
     whole, _, fraction = token.partition(",")
-    spoken = read_number(int(whole.replace(".", "")))
+    digits = whole.replace(".", "")
+    if len(digits) > 15:  # not a quantity anybody says: a code or an account number
+        return read_digits(token)
+    spoken = read_number(int(digits))
     if not fraction:
         return spoken
     if len(fraction) > 3:
@@ -138,12 +225,12 @@ def _month(m: int) -> str:
     return "tư" if m == 4 else read_number(m)
 
 
-def _date(day: str | None, month: str, year: str | None) -> str | None:
+def _date(day: str | None, month: str, year: str | None, say_day: bool = True) -> str | None:
     d = int(day) if day else None
     m = int(month)
     if not 1 <= m <= 12 or (d is not None and not 1 <= d <= 31):
         return None
-    parts = [f"ngày {read_number(d)}"] if d is not None else []
+    parts = [("ngày " if say_day else "") + read_number(d)] if d is not None else []
     parts.append(f"tháng {_month(m)}")
     if year:
         parts.append(f"năm {read_number(int(year))}")
@@ -176,17 +263,46 @@ def roman_to_int(text: str) -> int | None:
     return total
 
 
+def spell(letters: str) -> str:
+    """An acronym letter by letter, as Vietnamese letter names."""
+    return " ".join(LETTERS.get(ch.upper(), ch) for ch in letters)
+
+
+# --- the passes -------------------------------------------------------------------------
+
 Rewrite = Callable[[re.Match[str]], str]
 
 
-def _keep_if_none(build: Callable[[re.Match[str]], str | None]) -> Rewrite:
-    """Leave the match as written when `build` declines it."""
+def _spoken(build: Callable[[re.Match[str]], str | None]) -> Rewrite:
+    """Replace a match by its spoken form, padded with spaces; keep it if `build` declines."""
 
     def rewrite(m: re.Match[str]) -> str:
         spoken = build(m)
         return m.group(0) if spoken is None else f" {spoken} "
 
     return rewrite
+
+
+def _document(m: re.Match[str]) -> str:
+    year = m.group("year")
+    return f" {read_number(int(m.group('number')))}" + (
+        f" năm {read_number(int(year))} " if year else " "
+    )
+
+
+def _phone(m: re.Match[str]) -> str:
+    return f"{m.group(1) or ''} {read_digits(m.group(2))} "
+
+
+def _ratio(m: re.Match[str]) -> str:
+    a, b = int(m.group("a")), int(m.group("b"))
+    fraction = a < b <= 10 and (m.group("before") or m.group("after"))
+    return f" {read_number(a)} {'phần' if fraction else 'trên'} {read_number(b)} "
+
+
+def _day_month(m: re.Match[str]) -> str:
+    spoken = _date(m.group("d"), m.group("m"), None, say_day=False)
+    return m.group(0) if spoken is None else f"{m.group('context')} {spoken} "
 
 
 def _roman(m: re.Match[str]) -> str:
@@ -201,131 +317,181 @@ def _ordinal(m: re.Match[str]) -> str:
     return f"{m.group(1)} " + {1: "nhất", 4: "tư"}.get(n, read_number(n))
 
 
-def _with_unit(m: re.Match[str]) -> str:
+def _unit(m: re.Match[str]) -> str:
     return f" {read_decimal(m.group(1))} {UNITS[m.group(2)]} "
 
 
-def _phone(m: re.Match[str]) -> str:
-    return f"{m.group(1) or ''} {read_digits(m.group(2))} "
+def _alternatives(words: Mapping[str, str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
-_UNIT_ALTERNATIVES = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True))
-_PHONE_GROUPS = r"(\+?\d[\d .\-]{5,}\d)"
+# Document numbers: '4911/KH-UBND' -> the number; '39/2020/TT-BTTTT' -> number and year.
+# They go first, before abbreviations inside the symbol could be expanded.
+_DOCUMENT = re.compile(
+    r"\b(?P<number>\d+)(?:/(?P<year>\d{4}))?"
+    r"(?:[/-][A-ZĐ][A-ZĐa-z&]*(?:[-/][A-ZĐ][A-ZĐa-z0-9&]*)+|/[A-ZĐ]{2,}[A-ZĐa-z0-9&]*)\b"
+)
 
-# (pattern, rewrite) in the order they run; each only touches digits or symbols.
 _PASSES: list[tuple[re.Pattern[str], Rewrite | str]] = [
-    # Document numbers: '4911/KH-UBND' -> the number; '39/2020/TT-BTTTT' -> number and year.
+    # Phone, hotline and service numbers, digit by digit.
     (
-        re.compile(
-            r"\b(\d+)(?:/(\d{4}))?[/-][A-ZĐ][A-ZĐa-z&]*(?:[-/][A-ZĐ][A-ZĐa-z&]*)+\b|"
-            r"\b(\d+)(?:/(\d{4}))?/[A-ZĐ]{2,}[A-ZĐa-z&]*\b"
-        ),
-        lambda m: (
-            " "
-            + " ".join(
-                [read_number(int(m.group(1) or m.group(3)))]
-                + ([f"năm {read_number(int(y))}"] if (y := m.group(2) or m.group(4)) else [])
-            )
-            + " "
-        ),
-    ),
-    # Phone and hotline numbers, digit by digit.
-    (
-        re.compile(
-            r"(?i)(điện thoại|đường dây nóng|hotline|số máy|sđt|đt)(?::|\s)*" + _PHONE_GROUPS
-        ),
+        re.compile(rf"(?<!\w)({PHONE_WORDS})(?::|\s)*(\(?\+?\d[\d .\-()]*\d|\d)(?![\d,])"),
         _phone,
     ),
     (
         re.compile(
-            r"()(?<![\d.,])((?:0|\+84)\d{2,3}(?:[ .]?\d{3}){2}\d?|1[89]00(?:[ .]?\d{2,4}){1,2})"
-            r"(?![\d,])"
+            r"()(?<![\d.,])((?:0|\+84)\d{2,3}(?:[ .-]?\d{3,4}){2}\d{0,1}"
+            r"|1[89]00(?:[ .]?\d{2,4}){1,2})(?![\d,])"
         ),
         _phone,
     ),
+    # Emergency numbers written with their service: '113 (công an)'.
+    (re.compile(r"()\b(11[1-5])\b(?=\s*\()"), _phone),
+    # Dates written with dashes become slashes, so a dash can mean a range.
+    (re.compile(r"\b(\d{1,2})-(\d{1,2})-(\d{4})\b"), r"\1/\2/\3"),
+    # Ranges: '2021 - 2025', '7h30-11h', '35-37°C', 'tháng 5 - tháng 6'.
+    (re.compile(r"(?:(?<=\d)|(?<=\dh))\s*[-–—]\s*(?=\d)"), " đến "),
+    (re.compile(r"(?<=\d)\s+[-–—]\s+(?=(?:tháng|ngày|năm)\s+\d)"), " đến "),
     # Dates.
     (
-        re.compile(r"(?i)(?:ngày\s+)?\b(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\b"),
-        _keep_if_none(lambda m: _date(m.group(1), m.group(2), m.group(3))),
+        re.compile(r"(?i)(?:ngày\s+)?\b(\d{1,2})/(\d{1,2})/(\d{4})\b"),
+        _spoken(lambda m: _date(m.group(1), m.group(2), m.group(3))),
     ),
     (
-        re.compile(r"(?i)\btháng\s+(\d{1,2})[/-](\d{4})\b"),
-        _keep_if_none(lambda m: _date(None, m.group(1), m.group(2))),
+        re.compile(r"(?i)\btháng\s+(\d{1,2})/(\d{4})\b"),
+        _spoken(lambda m: _date(None, m.group(1), m.group(2))),
     ),
     (
-        re.compile(r"(?i)\bngày\s+(\d{1,2})[/-](\d{1,2})\b(?![/-]\d)"),
-        _keep_if_none(lambda m: _date(m.group(1), m.group(2), None)),
+        re.compile(r"(?i)\bngày\s+(\d{1,2})/(\d{1,2})\b(?!/\d)"),
+        _spoken(lambda m: _date(m.group(1), m.group(2), None)),
+    ),
+    # A bare 'D/M' is a date after a word of time ('Quốc khánh 2/9', 'sáng 14/02') or
+    # after another date ('30/4 và 1/5').
+    (
+        re.compile(
+            rf"(?i)(?P<context>(?<!\w)(?:{DATE_WORDS})\s+)(?P<d>\d{{1,2}})/(?P<m>\d{{1,2}})\b(?!/\d)"
+        ),
+        _day_month,
+    ),
+    (
+        re.compile(
+            r"(?P<context>(?<=tháng )\w+\s*(?:và|,)\s*)(?P<d>\d{1,2})/(?P<m>\d{1,2})\b(?!/\d)"
+        ),
+        _day_month,
     ),
     (
         re.compile(r"(?i)\btháng\s+(\d{1,2})\b(?![/,.]\d)"),
-        _keep_if_none(lambda m: _date(None, m.group(1), None)),
+        _spoken(lambda m: _date(None, m.group(1), None)),
     ),
-    # Times: 7h30, 17h, 07:30.
+    # Times: 7h30, 17h, 7h30', 07:30.
     (
         re.compile(r"\b(\d{1,2})\s?[hH](\d{2})?(?:'|p\b|\s?phút\b)?(?!\w)"),
-        _keep_if_none(lambda m: _time(m.group(1), m.group(2))),
+        _spoken(lambda m: _time(m.group(1), m.group(2))),
     ),
     (
         re.compile(r"\b(\d{1,2}):(\d{2})\b(?!:)"),
-        _keep_if_none(lambda m: _time(m.group(1), m.group(2))),
+        _spoken(lambda m: _time(m.group(1), m.group(2))),
     ),
-    # Number with a unit, a percentage or a currency.
-    (re.compile(rf"(?<![\d.,])({_NUMBER})\s?({_UNIT_ALTERNATIVES}){_WORD_END}"), _with_unit),
-    # Ranges: 2021 - 2025, 35-37.
+    # A number with its unit, percentage or currency.
     (
-        re.compile(rf"(?<![\d.,/])({_NUMBER})\s*[-–—]\s*({_NUMBER})(?![\d/])"),
-        lambda m: f" {read_decimal(m.group(1))} đến {read_decimal(m.group(2))} ",
+        re.compile(rf"(?<![\d.,])({_NUMBER})\s?({_alternatives(UNITS)}){_UNIT_WORD_END}"),
+        _unit,
     ),
-    # Ratios and ranks: 16/63.
+    # Per unit: 'đồng/người', 'km/h', 'lần/tuần'.
     (
-        re.compile(r"(?<![\d/])(\d+)/(\d+)(?![\d/])"),
-        lambda m: f" {read_number(int(m.group(1)))} trên {read_number(int(m.group(2)))} ",
+        re.compile(rf"(?<=[^\W\d])\s*/({_alternatives(PER_UNIT)})(?!\w)"),
+        lambda m: f" một {PER_UNIT[m.group(1)]} ",
+    ),
+    # Ratios, ranks and fractions: '16/63' -> trên; 'khoảng 2/3 số hộ' -> phần.
+    (
+        re.compile(
+            r"(?P<before>(?i:khoảng|gần|hơn|chiếm|bằng)\s+)?(?<![\d/])(?P<a>\d+)/(?P<b>\d+)"
+            r"(?![\d/])(?P<after>(?=\s+số\b))?"
+        ),
+        lambda m: (m.group("before") or "") + _ratio(m),
     ),
     # Roman numerals: headings 'III. ...' and after words such as 'phần', 'lần thứ'.
     (
-        re.compile(r"(?m)(?P<before>^[\s*#_]*)(?P<roman>[IVXLCDM]+)(?P<after>[.)]\s)"),
+        re.compile(r"(?m)(?P<before>^[\s*#_]*)(?P<roman>[IVXLCDM]+)(?P<after>[.)]\s|[.)]?$)"),
         _roman,
     ),
     (
         re.compile(
-            r"(?i)(?P<before>\b(?:phần|chương|mục|lần thứ|khóa|khoá|kỳ|quý|đại hội|thứ)\s+)"
-            r"(?-i:(?P<roman>[IVXLCDM]+))(?P<after>\b)"
+            rf"(?i)(?P<before>\b(?:{ROMAN_WORDS})\s+)(?-i:(?P<roman>[IVXLCDM]+))(?P<after>\b)"
         ),
         _roman,
+    ),
+    # Letters with numbers: 'U13' -> u mười ba, '5K' -> năm ca, 'F0' -> ép không.
+    (
+        re.compile(r"\b([A-ZĐ])(\d{1,3})\b"),
+        lambda m: f" {spell(m.group(1))} {read_number(int(m.group(2)))} ",
+    ),
+    (
+        re.compile(r"\b(\d{1,3})([A-ZĐ])\b"),
+        lambda m: f" {read_number(int(m.group(1)))} {spell(m.group(2))} ",
+    ),
+    # A version number: 'công nghiệp 4.0' -> bốn chấm không.
+    (
+        re.compile(r"(?<![\d.,])(\d{1,2})\.(\d)(?![\d.,])"),
+        lambda m: f" {read_number(int(m.group(1)))} chấm {read_number(int(m.group(2)))} ",
     ),
     # Ordinals and weekdays: thứ 2 -> thứ hai, thứ 4 -> thứ tư, thứ 1 -> thứ nhất.
     (re.compile(r"(?i)\b(thứ)\s+(\d+)\b(?![.,]\d)"), _ordinal),
     # Any number left.
-    (re.compile(rf"(?<!\w)({_NUMBER})"), lambda m: f" {read_decimal(m.group(1))} "),
+    (re.compile(rf"(?<![\w.,])({_NUMBER})"), lambda m: f" {read_decimal(m.group(1))} "),
+    # A word glued to a number by a dash ('COVID-19' after expansion): just a space.
+    (re.compile(r"(?<=[^\W\d])-(?=\s*\d)"), " "),
 ]
 
-_PUNCT_TO_SPACE = re.compile(r"[*#_\"“”‘’`~^<>\[\]{}|\\]+")
-_PAUSE = re.compile(r"\s*[()]\s*|\s+[-–—]\s+|(?<=\w)[-–—]\s+|\s+[-–—](?=\w)")
-_SPACES = re.compile(r"[ \t]+")
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
+_CLEANUP: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\./\."), "."),  # the end mark of a document
+    (re.compile(r"…|\.{2,}"), "."),
+    (re.compile(r"(?m)^\s*[-+•*]\s+"), ""),  # list bullets
+    (re.compile(r"&"), " và "),
+    (re.compile(r"[*#_\"“”‘’`~^<>\[\]{}|\\]+"), " "),
+    (re.compile(r"\s*[()]\s*"), ", "),
+    (re.compile(r"\s+[-–—]\s+"), ", "),  # a spaced dash is a pause
+    (re.compile(r"(?<=\w)[-–—/](?=\w)|(?<=\w)[-–—](?=\s)|(?<=\s)[-–—](?=\w)"), " "),
+    (re.compile(r"\s+([.,;:!?])"), r"\1"),
+    (re.compile(r"([.,;:!?])(?:\s*[.,;:])+"), r"\1"),
+    (re.compile(r"^[\s.,;:]+"), ""),
+    (re.compile(r"[ \t]+"), " "),
+]
+
+_CAPS_WITHOUT_VOWEL = re.compile(r"(?<![\w/])([B-DF-HJ-NP-TV-XZĐ]{2,6})(?![\w/])")
 
 
-def _expand_abbreviations(text: str, lexicon: Mapping[str, str]) -> str:
-    if not lexicon:
-        return text
-    keys = sorted(lexicon, key=len, reverse=True)
-    pattern = re.compile(r"(?<![\w/])(" + "|".join(re.escape(k) for k in keys) + r")(?![\w/])")
-    return pattern.sub(lambda m: lexicon[m.group(1)], text)
+@lru_cache(maxsize=32)
+def _lexicon_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w/])(" + "|".join(re.escape(k) for k in keys) + r")(?![\w/])")
+
+
+def _expand(text: str, words: Mapping[str, str]) -> str:
+    """Expand abbreviations; '(BCĐ)' right after 'Ban Chỉ đạo' is dropped, not read twice."""
+    pattern = _lexicon_pattern(tuple(sorted(words, key=len, reverse=True)))
+
+    def rewrite(m: re.Match[str]) -> str:
+        spoken = words[m.group(1)]
+        start = m.start()
+        opened = text[start - 1 : start] == "(" and text[m.end() : m.end() + 1] == ")"
+        if opened and text[: start - 1].rstrip().lower().endswith(spoken.lower()):
+            return ""
+        return spoken
+
+    return pattern.sub(rewrite, text)
 
 
 def normalize_line(line: str, lexicon: Mapping[str, str] | None = None) -> str:
     """The spoken form of one line of text, lowercased; punctuation marks kept as pauses."""
-    words = dict(ABBREVIATIONS)
-    words.update(lexicon or {})
-    text = line
+    words = {**ABBREVIATIONS, **lexicon} if lexicon else ABBREVIATIONS
+    text = unicodedata.normalize("NFC", line).replace("\u00a0", " ")
+    text = _expand(_DOCUMENT.sub(_document, text), words)
     for pattern, rewrite in _PASSES:
         text = pattern.sub(rewrite, text)
-    text = _expand_abbreviations(text, words)
-    text = _PUNCT_TO_SPACE.sub(" ", text)
-    text = _PAUSE.sub(", ", text)
-    text = _SPACES.sub(" ", text).strip()
-    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
-    return text.lower()
+    text = _CAPS_WITHOUT_VOWEL.sub(lambda m: spell(m.group(1)), text)
+    for pattern, replacement in _CLEANUP:
+        text = pattern.sub(replacement, text)
+    return text.strip().lower()
 
 
 def normalize(text: str, lexicon: Mapping[str, str] | None = None) -> str:

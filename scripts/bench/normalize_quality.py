@@ -1,0 +1,137 @@
+"""Normalizer quality and speed: Loa's normalizer against vinorm on the same sentences.
+
+    .venv/bin/pip install vinorm==2.0.7      # once; not a Loa dependency
+    .venv/bin/python scripts/bench/normalize_quality.py [--show-errors]
+
+Scores every sentence of tests/data/normalize-examples.tsv and normalize-eval.tsv:
+sentence accuracy and word error rate against the announcer's reading, after folding
+case, punctuation and the accepted variants (tư/bốn after mươi, lẻ/linh, ngàn/nghìn, kí/ki, and
+"trên"/"một" for "per": đồng/người, tạ/ha).
+Speed is the mean time per sentence over many runs, measured in this same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from audio.normalize import normalize_line
+
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
+VARIANTS = [
+    (r"\bmươi tư\b", "mươi bốn"),
+    (r"\blẻ\b", "linh"),
+    (r"\bngàn\b", "nghìn"),
+    (r"\bkí\b", "ki"),
+    (r"\b(đồng|tạ|tấn|lần|mét|gam|ta) trên\b", r"\1 một"),  # per unit: both are said
+]
+
+
+def canon(text: str) -> str:
+    text = " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+    for pattern, replacement in VARIANTS:
+        text = re.sub(pattern, replacement, text)
+    return text
+
+
+def word_errors(ref: list[str], hyp: list[str]) -> int:
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+SETS = {
+    "dev": ("normalize-examples.tsv", "normalize-eval.tsv"),  # what the normalizer was tuned on
+    "heldout": ("normalize-heldout.tsv",),  # written before its first run, never tuned on
+}
+
+
+def load(names: tuple[str, ...]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for name in names:
+        with (DATA / name).open(encoding="utf-8") as fh:
+            rows += [(r["source"], r["expected"]) for r in csv.DictReader(fh, delimiter="\t")]
+    return rows
+
+
+def score(name: str, system: Callable[[str], str], rows: list[tuple[str, str]], show: bool) -> None:
+    right = errors = words = 0
+    started = time.perf_counter()
+    outputs = [system(source) for source, _ in rows]
+    per_sentence = (time.perf_counter() - started) / len(rows)
+    for (source, expected), got in zip(rows, outputs, strict=True):
+        ref, hyp = canon(expected).split(), canon(got).split()
+        e = word_errors(ref, hyp)
+        right += e == 0
+        errors += e
+        words += len(ref)
+        if e and show:
+            print(f"  [{name}] {source}\n      got: {canon(got)}\n     want: {canon(expected)}")
+    print(
+        f"{name:10} sentences right {right}/{len(rows)} ({100 * right / len(rows):.1f} %), "
+        f"word error rate {100 * errors / words:.2f} %, {per_sentence * 1000:.3f} ms/sentence"
+    )
+
+
+def speed(rows: list[tuple[str, str]], repeat: int = 20) -> None:
+    sentences = [s for s, _ in rows] * repeat
+    started = time.perf_counter()
+    for s in sentences:
+        normalize_line(s)
+    mean = (time.perf_counter() - started) / len(sentences)
+    print(f"loa speed: {mean * 1e6:.0f} µs per sentence over {len(sentences)} sentences")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--show-errors", action="store_true")
+    parser.add_argument("--set", choices=[*SETS, "all"], default="all")
+    args = parser.parse_args()
+    print(f"{platform.node()} · {platform.processor() or platform.machine()} · "
+          f"{os.cpu_count()} CPUs · Python {platform.python_version()}")  # fmt: skip
+    try:
+        from vinorm import TTSnorm  # type: ignore[import-not-found]
+    except ImportError:
+        TTSnorm = None
+        print("vinorm is not installed: .venv/bin/pip install vinorm==2.0.7")
+    normalize_line("warm up 1")
+    for name, files in SETS.items():
+        if args.set not in (name, "all"):
+            continue
+        rows = load(files)
+        print(f"-- {name}: {len(rows)} sentences")
+        score("loa", normalize_line, rows, args.show_errors)
+        if TTSnorm is not None:
+            score("vinorm", _quiet(TTSnorm), rows, args.show_errors)
+    speed(load(SETS["dev"]) + load(SETS["heldout"]))
+
+
+def _quiet(system: Callable[[str], str]) -> Callable[[str], str]:
+    """vinorm's binary prints debug lines ('Roman ...'); send them away."""
+
+    def call(text: str) -> str:
+        sys.stdout.flush()
+        saved = os.dup(2)
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                return system(text)
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+
+    return call
+
+
+if __name__ == "__main__":
+    main()
