@@ -1,17 +1,146 @@
-"""Mastering: trim, mono, level and export a broadcast MP3 with its ID3 title."""
+"""Mastering for horn loudspeakers: mono, trimmed, -16 LUFS, true peak under -1 dBTP.
+
+Loudness is measured with ITU-R BS.1770, the true peak on the 4x oversampled signal
+(audio.loudness). Gain is applied, then a look-ahead limiter holds the peaks under the
+ceiling, and the loudness is corrected once more for what the limiter took away. The
+ceiling keeps 1 dB in hand because MP3 encoding adds overshoot.
+"""
 
 from __future__ import annotations
 
+import math
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
 from pydub import AudioSegment
 from pydub.silence import detect_leading_silence
 
-SAMPLE_RATE = 44100
+from audio.loudness import (
+    TRUE_PEAK_SEARCH_DB,
+    Signal,
+    band_and_k_weighted,
+    gated_loudness,
+    integrated_loudness,
+    loud_samples,
+    true_peak,
+)
+
+SAMPLE_RATE = 22050  # horns reproduce little above 8 kHz; half the data of 44.1 kHz
 BITRATE = "64k"
-TARGET_DBFS = -18.0  # average level of speech; a later pass measures LUFS properly
-PEAK_CEILING_DBFS = -1.0
+TARGET_LUFS = -16.0  # as delivered in the MP3
+# LAME (ffmpeg's libmp3lame) scales what it encodes by 0.95: measured -0.45 dB on a sine
+# and on speech, at every bitrate. Mastering aims that much higher.
+ENCODER_GAIN_DB = -0.45
+# The limit is -1 dBTP in the MP3; encoding can overshoot by up to ~0.5 dB.
+CEILING_DBTP = -2.0 - ENCODER_GAIN_DB
 SILENCE_THRESHOLD_DBFS = -50.0
+LOOKAHEAD_SECONDS = 0.005
+HORN_BAND = (120.0, 7000.0)  # what horn loudspeakers reproduce; the rest only costs power
+JINGLE_GAP_MS = 400
+
+
+class MasteringError(ValueError):
+    """The audio cannot be mastered (silent, undecodable)."""
+
+
+@dataclass(frozen=True)
+class Mastered:
+    segment: AudioSegment
+    loudness_lufs: float
+    true_peak_dbtp: float
+
+
+def to_signal(segment: AudioSegment) -> Signal:
+    """Mono samples in [-1, 1] at SAMPLE_RATE."""
+    mono = segment.set_channels(1).set_frame_rate(SAMPLE_RATE).set_sample_width(2)
+    return np.frombuffer(mono.raw_data, dtype=np.int16).astype(np.float64) / 32768.0
+
+
+def to_segment(x: Signal) -> AudioSegment:
+    pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
+    return AudioSegment(pcm.tobytes(), frame_rate=SAMPLE_RATE, sample_width=2, channels=1)
+
+
+def loudness(x: Signal) -> float:
+    return integrated_loudness(x, SAMPLE_RATE)
+
+
+def limiter_gain(
+    length: int, index: NDArray[np.intp], peaks: Signal, ceiling_dbtp: float = CEILING_DBTP
+) -> Signal | None:
+    """A smooth gain curve that holds the given true peaks (at these sample indices) under
+    the ceiling, or None if nothing needs holding. Worked out on blocks of a few
+    milliseconds: each block's gain is the least any sample within one block of it needs
+    (look-ahead and hold), and the curve runs linearly between block centres, never above
+    what a sample needs."""
+    ceiling = 10 ** (ceiling_dbtp / 20)
+    over = peaks > ceiling
+    if not over.any():
+        return None
+    where, need = index[over], ceiling / peaks[over]
+    size = max(1, int(LOOKAHEAD_SECONDS * SAMPLE_RATE))
+    block = np.ones(-(-length // size))
+    np.minimum.at(block, where // size, need)
+    held = block.copy()
+    held[1:] = np.minimum(held[1:], block[:-1])
+    held[:-1] = np.minimum(held[:-1], block[1:])
+    centres = np.minimum(np.arange(len(block)) * size + size / 2, length - 1)
+    gain: Signal = np.interp(np.arange(length), centres, held)
+    gain[where] = np.minimum(gain[where], need)
+    return gain
+
+
+def limit(x: Signal, ceiling_dbtp: float = CEILING_DBTP) -> Signal:
+    """x with its true peaks held under the ceiling."""
+    index, peaks = loud_samples(x, 10 ** ((ceiling_dbtp - TRUE_PEAK_SEARCH_DB) / 20))
+    gain = limiter_gain(len(x), index, peaks, ceiling_dbtp)
+    return x if gain is None else x * gain
+
+
+def normalize_loudness(x: Signal, target: float = TARGET_LUFS) -> tuple[Signal, float, float]:
+    """Band-limit for horns, bring to the target loudness and hold the peaks.
+    Returns the signal, its loudness and its true peak.
+
+    Filtering happens once: a gain, even the limiter's slow gain curve, commutes with the
+    K-weighting closely enough (within 0.1 LU) to measure each attempt by multiplication."""
+    band, weighted = band_and_k_weighted(x, SAMPLE_RATE, HORN_BAND)
+    measured = gated_loudness(weighted, SAMPLE_RATE)
+    if math.isinf(measured):
+        raise MasteringError("the audio is silent")
+    scale = 10 ** ((target - measured) / 20)
+    # Limiting takes loudness away, so the loudness grows slower than the gain: find the
+    # gain by the secant method on (gain dB -> loudness), which converges in 2-3 steps,
+    # using the samples' own peaks (cheap) near the ceiling, with room for the gain to grow.
+    index = np.flatnonzero(np.abs(band) >= 10 ** ((CEILING_DBTP - 4.0) / 20) / scale)
+    peaks = np.abs(band[index])
+    tried: list[tuple[float, float]] = []
+    for _ in range(5):
+        measured = gated_loudness(
+            weighted * (scale * _or_one(limiter_gain(len(band), index, peaks * scale))),
+            SAMPLE_RATE,
+        )
+        tried.append((20 * math.log10(scale), measured))
+        if abs(measured - target) < 0.15:
+            break
+        slope = 1.0
+        if len(tried) > 1:
+            (g0, l0), (g1, l1) = tried[-2], tried[-1]
+            slope = (l1 - l0) / (g1 - g0) if g1 != g0 and l1 != l0 else 1.0
+        scale *= 10 ** ((target - measured) / max(slope, 0.1) / 20)
+    # Then hold the true (inter-sample) peaks of what this gain brings near the ceiling.
+    index, peaks = loud_samples(band, 10 ** ((CEILING_DBTP - 1.0) / 20) / scale)
+    gain = _or_one(limiter_gain(len(band), index, peaks * scale))
+    out: Signal = band * (scale * gain)
+    held_peaks = peaks * scale * (gain[index] if isinstance(gain, np.ndarray) else 1.0)
+    top = max(float(held_peaks.max(initial=0.0)), float(np.abs(out).max(initial=0.0)))
+    return out, measured, 20 * math.log10(top) if top > 0 else -math.inf
+
+
+def _or_one(gain: Signal | None) -> Signal | float:
+    return 1.0 if gain is None else gain
 
 
 def trim_silence(segment: AudioSegment) -> AudioSegment:
@@ -22,32 +151,71 @@ def trim_silence(segment: AudioSegment) -> AudioSegment:
     return trimmed if len(trimmed) > 0 else segment
 
 
-def level(segment: AudioSegment) -> AudioSegment:
-    """Bring speech to the target average level without letting peaks pass the ceiling."""
-    if segment.dBFS == float("-inf"):
-        return segment
-    gain = TARGET_DBFS - segment.dBFS
-    gain = min(gain, PEAK_CEILING_DBFS - segment.max_dBFS)
-    return segment.apply_gain(gain)
+def _silence(ms: int) -> Signal:
+    return np.zeros(SAMPLE_RATE * ms // 1000)
 
 
-def master(parts: list[AudioSegment], pause_ms: int) -> AudioSegment:
-    """Join paragraphs with a pause, as mono at one sample rate, trimmed and levelled."""
-    pause = AudioSegment.silent(duration=pause_ms, frame_rate=SAMPLE_RATE)
-    joined = AudioSegment.silent(duration=0, frame_rate=SAMPLE_RATE)
+def master(
+    parts: list[AudioSegment],
+    pause_ms: int,
+    intro: AudioSegment | None = None,
+    outro: AudioSegment | None = None,
+) -> Mastered:
+    """Paragraphs joined by a pause, at the target loudness, between optional jingles."""
+    pieces: list[Signal] = []
     for i, part in enumerate(parts):
-        part = trim_silence(part.set_channels(1).set_frame_rate(SAMPLE_RATE))
-        joined = joined + (pause if i else AudioSegment.empty()) + part
-    return level(joined)
+        if i:
+            pieces.append(_silence(pause_ms))
+        pieces.append(to_signal(trim_silence(part)))
+    voice = np.concatenate(pieces) if pieces else _silence(0)
+    speech, level, peak = normalize_loudness(voice, TARGET_LUFS - ENCODER_GAIN_DB)
+    if intro is None and outro is None:
+        return Mastered(to_segment(speech), level + ENCODER_GAIN_DB, peak + ENCODER_GAIN_DB)
+    program = [speech]
+    if intro is not None:
+        program = [to_signal(intro), _silence(JINGLE_GAP_MS), *program]
+    if outro is not None:
+        program = [*program, _silence(JINGLE_GAP_MS), to_signal(outro)]
+    x = limit(np.concatenate(program))  # each part is at the target already
+    return Mastered(to_segment(x), loudness(x) + ENCODER_GAIN_DB, true_peak(x) + ENCODER_GAIN_DB)
+
+
+def prepare_jingle(path: Path) -> AudioSegment:
+    """Decode an uploaded jingle and match it to the speech loudness; raises MasteringError."""
+    try:
+        segment = AudioSegment.from_file(str(path))
+    except Exception as exc:  # pydub raises several kinds for a file that is not audio
+        raise MasteringError("the file is not audio that ffmpeg can decode") from exc
+    if len(segment) < 200:
+        raise MasteringError("the jingle is shorter than 0.2 s")
+    signal = to_signal(trim_silence(segment))
+    return to_segment(normalize_loudness(signal, TARGET_LUFS - ENCODER_GAIN_DB)[0])
+
+
+class Mp3Encoder:
+    """ffmpeg encoding a mono MP3 with an ID3 title from PCM on its stdin. Started before
+    the mastering so that its start-up overlaps the work."""
+
+    def __init__(self, path: Path, title: str) -> None:
+        self.proc = subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-y", "-f", "s16le", "-ar", str(SAMPLE_RATE),
+             "-ac", "1", "-i", "-", "-b:a", BITRATE, "-metadata", f"title={title}",
+             "-id3v2_version", "3", "-f", "mp3", str(path)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def finish(self, segment: AudioSegment) -> None:
+        """Encode `segment` (at SAMPLE_RATE, mono, 16 bit); raises MasteringError."""
+        _, err = self.proc.communicate(segment.raw_data, timeout=600)
+        if self.proc.returncode != 0:
+            raise MasteringError(f"ffmpeg could not encode MP3: {err.decode(errors='replace')}")
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
 
 
 def export_mp3(segment: AudioSegment, path: Path, title: str) -> None:
     """Write a mono MP3 with an ID3 title to `path`."""
-    segment.export(
-        str(path),
-        format="mp3",
-        bitrate=BITRATE,
-        tags={"title": title},
-        id3v2_version="3",
-        parameters=["-ac", "1"],
-    )
+    Mp3Encoder(path, title).finish(segment)

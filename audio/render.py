@@ -6,26 +6,30 @@ import hashlib
 import json
 import os
 import tempfile
+import unicodedata
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pydub import AudioSegment
 
-from audio.master import export_mp3, master
+from audio.master import Mp3Encoder, master
 from audio.normalize import normalize
-from audio.tts import Engine, TtsError
+from audio.tts import Engine, EspeakEngine, GttsEngine, PiperEngine, TtsError
 
 ENGINE_CHAINS: dict[str, tuple[str, ...]] = {
-    "auto": ("gtts", "espeak"),
+    "auto": ("gtts", "piper", "espeak"),
     "gtts": ("gtts",),
+    "piper": ("piper",),
     "espeak": ("espeak",),
 }
-MASTERING_VERSION = "1"  # part of every cache key: bump it when mastering changes
+MASTERING_VERSION = "2"  # part of every cache key: bump it when mastering changes
+_ALLOWED_SYMBOLS = set("%°º²³&/@#+-–—…“”‘’«»•·×")
 
 
 class RenderError(ValueError):
-    """The request itself is wrong (empty text, too long, unknown engine)."""
+    """The request itself is wrong (empty text, too long, unknown engine or voice)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Speech:
     engine: str
     voice: str
     spoken_text: str
+    loudness_lufs: float
+    true_peak_dbtp: float
     fallback_reason: str | None = None
 
 
@@ -55,6 +61,21 @@ def atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def unsupported_characters(text: str) -> list[str]:
+    """Characters no Vietnamese voice can read: other scripts, emoji, control characters."""
+    found: list[str] = []
+    for ch in set(unicodedata.normalize("NFC", text)):
+        category = unicodedata.category(ch)
+        if ch in "\n\t\r" or ch in _ALLOWED_SYMBOLS or category.startswith(("P", "Z", "N")):
+            continue
+        if category.startswith("L") and unicodedata.name(ch, "").startswith("LATIN"):
+            continue
+        if category in ("Sc", "Sm") and ord(ch) < 0x2200:
+            continue
+        found.append(ch)
+    return sorted(found)
+
+
 class Renderer:
     """Renders speech into `cache_dir`; an unchanged request is served from the cache."""
 
@@ -70,6 +91,29 @@ class Renderer:
         self.max_chars = max_chars
         self.pause_ms = pause_ms
 
+    @property
+    def voices(self) -> list[str]:
+        return sorted({v for e in self.engines.values() for v in e.voices})
+
+    def check(self, text: str, engine: str, voice: str, speed: float) -> None:
+        """Refuse a bad request before any work; raises RenderError."""
+        if engine not in ENGINE_CHAINS:
+            raise RenderError(f"unknown engine {engine!r}; use one of {', '.join(ENGINE_CHAINS)}")
+        if engine != "auto" and engine not in self.engines:
+            raise RenderError(f"the {engine} engine is not configured on this server")
+        if voice not in self.voices:
+            raise RenderError(f"unknown voice {voice!r}; use one of {', '.join(self.voices)}")
+        if not text.strip():
+            raise RenderError("the text is empty")
+        if len(text) > self.max_chars:
+            raise RenderError(f"the text has {len(text)} characters; the limit is {self.max_chars}")
+        if not 0.5 <= speed <= 2.0:
+            raise RenderError(f"speed must be between 0.5 and 2.0, got {speed}")
+        bad = unsupported_characters(text)
+        if bad:
+            shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in bad[:5])
+            raise RenderError(f"the text has characters no voice can read: {shown}")
+
     def render(
         self,
         text: str,
@@ -79,46 +123,56 @@ class Renderer:
         voice: str = "vi",
         speed: float = 1.0,
         lexicon: Mapping[str, str] | None = None,
+        intro: Path | None = None,
+        outro: Path | None = None,
     ) -> Speech:
-        """Speech for `text`; raises RenderError for bad input, TtsError if every engine fails."""
-        if engine not in ENGINE_CHAINS:
-            raise RenderError(f"unknown engine {engine!r}; use one of {', '.join(ENGINE_CHAINS)}")
-        if not text.strip():
-            raise RenderError("the text is empty")
-        if len(text) > self.max_chars:
-            raise RenderError(f"the text has {len(text)} characters; the limit is {self.max_chars}")
-        if not 0.5 <= speed <= 2.0:
-            raise RenderError(f"speed must be between 0.5 and 2.0, got {speed}")
+        """Speech for `text`; raises RenderError for bad input, TtsError if every engine fails.
+        `intro`/`outro` are jingles already prepared (loudness-matched WAV)."""
+        self.check(text, engine, voice, speed)
         spoken = normalize(text, lexicon)
         paragraphs = [p for p in (line.strip() for line in spoken.split("\n")) if p]
+        jingles = [file_sha256(p) if p else "" for p in (intro, outro)]
         failures: list[str] = []
         for name in ENGINE_CHAINS[engine]:
-            used_voice = voice if name == "espeak" else "vi"
-            key = self._key(spoken, name, used_voice, speed, title)
+            tts = self.engines.get(name)
+            if tts is None or voice not in tts.voices:
+                continue  # not configured here, or it lacks the voice asked for
+            key = self._key(spoken, name, voice, speed, title, jingles)
             reason = "; ".join(failures) or None
             cached = self._load(key, reason)
             if cached is not None:
                 return cached
             try:
-                parts = [self.engines[name].synthesize(p, used_voice, speed) for p in paragraphs]
+                parts = self._synthesize(tts, paragraphs, voice, speed)
             except TtsError as exc:
                 failures.append(f"{name}: {exc}")
                 continue
-            return self._store(key, parts, title, name, used_voice, spoken, reason)
-        raise TtsError("no engine could speak the text: " + "; ".join(failures))
+            return self._store(key, parts, intro, outro, title, name, voice, spoken, reason)
+        raise TtsError("no engine could speak the text: " + ("; ".join(failures) or "none fits"))
 
-    def _key(self, spoken: str, engine: str, voice: str, speed: float, title: str) -> str:
-        blob = json.dumps([MASTERING_VERSION, spoken, engine, voice, speed, title, self.pause_ms])
+    @staticmethod
+    def _synthesize(
+        tts: Engine, paragraphs: list[str], voice: str, speed: float
+    ) -> list[AudioSegment]:
+        if not tts.parallel or len(paragraphs) < 2:
+            return [tts.synthesize(p, voice, speed) for p in paragraphs]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            return list(pool.map(lambda p: tts.synthesize(p, voice, speed), paragraphs))
+
+    def _key(
+        self, spoken: str, engine: str, voice: str, speed: float, title: str, jingles: list[str]
+    ) -> str:
+        blob = json.dumps(
+            [MASTERING_VERSION, spoken, engine, voice, speed, title, self.pause_ms, jingles]
+        )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def _load(self, key: str, reason: str | None) -> Speech | None:
         meta_path = self.cache_dir / f"{key}.json"
-        if not meta_path.exists():
+        path = self.cache_dir / f"{key}.mp3"
+        if not (meta_path.exists() and path.exists()):
             return None
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        path = self.cache_dir / f"{key}.mp3"
-        if not path.exists():
-            return None
         meta.update(path=path, fallback_reason=reason)
         return Speech(**meta)
 
@@ -126,32 +180,52 @@ class Renderer:
         self,
         key: str,
         parts: list[AudioSegment],
+        intro: Path | None,
+        outro: Path | None,
         title: str,
         engine: str,
         voice: str,
         spoken: str,
         reason: str | None,
     ) -> Speech:
+        """Master the parts into the cache, written under a temporary name, then renamed."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        segment = master(parts, self.pause_ms)
         path = self.cache_dir / f"{key}.mp3"
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".tmp-", suffix=".mp3")
         os.close(fd)
+        encoder = Mp3Encoder(Path(tmp), title)
         try:
-            export_mp3(segment, Path(tmp), title)
+            mastered = master(
+                parts,
+                self.pause_ms,
+                AudioSegment.from_wav(str(intro)) if intro else None,
+                AudioSegment.from_wav(str(outro)) if outro else None,
+            )
+            encoder.finish(mastered.segment)
             os.replace(tmp, path)
         finally:
+            encoder.abort()
             if os.path.exists(tmp):
                 os.unlink(tmp)
         speech = Speech(
             path=path,
             sha256=file_sha256(path),
-            duration_seconds=round(len(segment) / 1000, 3),
+            duration_seconds=round(len(mastered.segment) / 1000, 3),
             engine=engine,
             voice=voice,
             spoken_text=spoken,
+            loudness_lufs=round(mastered.loudness_lufs, 2),
+            true_peak_dbtp=round(mastered.true_peak_dbtp, 2),
             fallback_reason=reason,
         )
         meta = {k: v for k, v in asdict(speech).items() if k not in ("path", "fallback_reason")}
         atomic_write(self.cache_dir / f"{key}.json", json.dumps(meta).encode("utf-8"))
         return speech
+
+
+def default_engines(gtts_timeout: float, piper_model: Path | None = None) -> dict[str, Engine]:
+    """gTTS and espeak-ng, and piper when the administrator gave a voice model."""
+    engines: dict[str, Engine] = {"gtts": GttsEngine(gtts_timeout), "espeak": EspeakEngine()}
+    if piper_model is not None:
+        engines["piper"] = PiperEngine(piper_model)
+    return engines

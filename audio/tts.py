@@ -1,4 +1,4 @@
-"""Speech engines: gTTS (online, with a timeout) and espeak-ng (offline).
+"""Speech engines: gTTS (online), piper (a local neural voice), espeak-ng (always offline).
 
 An engine turns spoken text into a pydub AudioSegment or raises TtsError; the renderer
 decides which engines to try and records the one that answered.
@@ -7,17 +7,22 @@ decides which engines to try and records the one that answered.
 from __future__ import annotations
 
 import io
+import logging
+import re
 import shutil
 import subprocess
-from typing import Protocol
+import time
+from pathlib import Path
+from typing import Any, Protocol
 
-import requests
-from gtts import gTTS
-from gtts.tts import gTTSError
 from pydub import AudioSegment
 
-ESPEAK_VOICES = ("vi", "vi-vn-x-central", "vi-vn-x-south")
+log = logging.getLogger(__name__)
+
+ESPEAK_VOICES: tuple[str, ...] = ("vi", "vi-vn-x-central", "vi-vn-x-south")
 ESPEAK_BASE_WPM = 160
+SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
+GTTS_CHUNK_CHARS = 400  # sentences are grouped up to this size, one request each
 
 
 class TtsError(Exception):
@@ -26,23 +31,56 @@ class TtsError(Exception):
 
 class Engine(Protocol):
     name: str
+    voices: tuple[str, ...]
+    parallel: bool  # paragraphs may be synthesized at the same time (local engines)
 
     def synthesize(self, text: str, voice: str, speed: float) -> AudioSegment:
         """Speech for `text`; raises TtsError."""
         ...
 
 
+def change_tempo(segment: AudioSegment, speed: float) -> AudioSegment:
+    """Speak faster or slower without changing the pitch (ffmpeg's atempo)."""
+    if abs(speed - 1.0) < 0.01:
+        return segment
+    wav = io.BytesIO()
+    segment.export(wav, format="wav")
+    proc = subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", "-", "-af", f"atempo={speed:.3f}", "-f", "wav", "-"],
+        input=wav.getvalue(),
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise TtsError(f"ffmpeg could not change the tempo: {proc.stderr.decode(errors='replace')}")
+    return AudioSegment.from_file(io.BytesIO(proc.stdout), format="wav")
+
+
+def sentence_chunks(text: str, limit: int) -> list[str]:
+    """Sentences grouped into chunks of at most `limit` characters (a longer one alone)."""
+    chunks: list[str] = []
+    for sentence in SENTENCE_END.split(text.strip()):
+        if chunks and len(chunks[-1]) + 1 + len(sentence) <= limit:
+            chunks[-1] += " " + sentence
+        elif sentence:
+            chunks.append(sentence)
+    return chunks
+
+
 class EspeakEngine:
     """espeak-ng as a subprocess: always available offline, robotic but intelligible."""
 
     name = "espeak"
+    voices: tuple[str, ...] = ESPEAK_VOICES
+    parallel = True
 
     def __init__(self, binary: str = "espeak-ng") -> None:
         self.binary = binary
 
     def synthesize(self, text: str, voice: str, speed: float) -> AudioSegment:
-        if voice not in ESPEAK_VOICES:
-            raise TtsError(f"unknown espeak-ng voice {voice!r}; use one of {ESPEAK_VOICES}")
+        if voice not in self.voices:
+            raise TtsError(f"unknown espeak-ng voice {voice!r}; use one of {self.voices}")
         if shutil.which(self.binary) is None:
             raise TtsError(f"{self.binary} is not installed (apt-get install espeak-ng)")
         wpm = str(round(ESPEAK_BASE_WPM * speed))
@@ -59,20 +97,84 @@ class EspeakEngine:
 
 
 class GttsEngine:
-    """Google Translate's TTS through gTTS; every request has a timeout."""
+    """Google Translate's TTS through gTTS: sentence by sentence, each with timeout and retry."""
 
     name = "gtts"
+    voices: tuple[str, ...] = ("vi",)
+    parallel = False  # one request at a time: a district server must not look like a flood
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, attempts: int = 2, backoff: float = 1.0) -> None:
         self.timeout = timeout
+        self.attempts = attempts
+        self.backoff = backoff
+
+    def _request(self, text: str) -> AudioSegment:
+        import requests  # imported here: gTTS and requests cost time offline renders skip
+        from gtts import gTTS
+        from gtts.tts import gTTSError
+
+        for attempt in range(1, self.attempts + 1):
+            buf = io.BytesIO()
+            try:
+                gTTS(text, lang="vi", timeout=self.timeout).write_to_fp(buf)
+            except (gTTSError, requests.RequestException, AssertionError) as exc:
+                if attempt == self.attempts:
+                    raise TtsError(f"gTTS unreachable or refused: {exc}") from exc
+                log.info("gTTS attempt %d failed (%s); retrying", attempt, exc)
+                time.sleep(self.backoff * attempt)
+                continue
+            if buf.tell() == 0:
+                raise TtsError("gTTS returned no audio")
+            buf.seek(0)
+            return AudioSegment.from_file(buf, format="mp3")
+        raise TtsError("gTTS was not tried")  # attempts < 1
 
     def synthesize(self, text: str, voice: str, speed: float) -> AudioSegment:
-        buf = io.BytesIO()
-        try:
-            gTTS(text, lang="vi", slow=speed < 0.85, timeout=self.timeout).write_to_fp(buf)
-        except (gTTSError, requests.RequestException, AssertionError) as exc:
-            raise TtsError(f"gTTS unreachable or refused: {exc}") from exc
-        if buf.tell() == 0:
-            raise TtsError("gTTS returned no audio")
-        buf.seek(0)
-        return AudioSegment.from_file(buf, format="mp3")
+        if voice not in self.voices:
+            raise TtsError(f"gTTS has only the voice 'vi', not {voice!r}")
+        spoken = AudioSegment.empty()
+        for chunk in sentence_chunks(text, GTTS_CHUNK_CHARS):
+            spoken += self._request(chunk)
+        return change_tempo(spoken, speed)
+
+
+class PiperEngine:
+    """A local piper voice model (.onnx with its .onnx.json), chosen by the administrator."""
+
+    name = "piper"
+    voices: tuple[str, ...] = ("vi",)
+    parallel = False  # onnxruntime already uses every core
+
+    def __init__(self, model: Path) -> None:
+        self.model = model
+        self._voice: Any = None
+
+    def _load(self) -> Any:
+        if self._voice is None:
+            try:
+                from piper import PiperVoice
+            except ImportError as exc:
+                raise TtsError("piper is not installed (pip install 'loa[piper]')") from exc
+            if not self.model.is_file():
+                raise TtsError(f"the piper voice model {self.model} does not exist")
+            try:
+                self._voice = PiperVoice.load(str(self.model))
+            except Exception as exc:  # onnxruntime and json raise many kinds
+                raise TtsError(f"cannot load the piper voice model {self.model}: {exc}") from exc
+        return self._voice
+
+    def synthesize(self, text: str, voice: str, speed: float) -> AudioSegment:
+        model = self._load()
+        from piper import SynthesisConfig
+
+        spoken = AudioSegment.empty()
+        for chunk in model.synthesize(text, syn_config=SynthesisConfig(length_scale=1 / speed)):
+            spoken += AudioSegment(
+                chunk.audio_int16_bytes,
+                frame_rate=chunk.sample_rate,
+                sample_width=chunk.sample_width,
+                channels=chunk.sample_channels,
+            )
+        if len(spoken) == 0:
+            raise TtsError("piper produced no audio")
+        return spoken

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from audio.normalize import normalize_line
-from audio.render import ENGINE_CHAINS, Renderer, RenderError
+from audio.render import ENGINE_CHAINS, Renderer, RenderError, default_engines
 from audio.tts import TtsError
 from scheduler.errors import LoaError
 from scheduler.settings import Settings, SettingsError, load_settings
@@ -94,20 +94,24 @@ def normalize_cmd() -> None:
 @main.command()
 @click.option("--engine", type=click.Choice(list(ENGINE_CHAINS)), default=None)
 @click.option("--voice", default="vi", show_default=True)
+@click.option("--speed", default=1.0, show_default=True, type=float)
 @click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path))
 @click.option("--title", default="Loa", help="ID3 title of the MP3.")
 @click.argument("text")
-def say(engine: str | None, voice: str, out: Path, title: str, text: str) -> None:
+def say(engine: str | None, voice: str, speed: float, out: Path, title: str, text: str) -> None:
     """Render TEXT (or '-' for stdin) to a mastered MP3."""
-    from scheduler.context import default_engines
-
     settings = _settings()
     if text == "-":
         text = sys.stdin.read()
-    renderer = Renderer(settings.audio_dir, default_engines(settings))
+    renderer = Renderer(
+        settings.audio_dir,
+        default_engines(settings.gtts_timeout, settings.piper_model),
+        max_chars=settings.max_chars,
+        pause_ms=settings.paragraph_pause_ms,
+    )
     try:
         speech = renderer.render(
-            text, title=title, engine=engine or settings.tts_engine, voice=voice
+            text, title=title, engine=engine or settings.tts_engine, voice=voice, speed=speed
         )
     except (RenderError, TtsError) as exc:
         raise CliError(str(exc)) from exc
@@ -115,7 +119,11 @@ def say(engine: str | None, voice: str, out: Path, title: str, text: str) -> Non
         shutil.copyfile(speech.path, tmp.name)
     Path(tmp.name).replace(out)
     note = f" (fell back: {speech.fallback_reason})" if speech.fallback_reason else ""
-    click.echo(f"{out}: {speech.duration_seconds:.1f} s, engine {speech.engine}{note}", err=True)
+    click.echo(
+        f"{out}: {speech.duration_seconds:.1f} s, {speech.loudness_lufs:.1f} LUFS, "
+        f"true peak {speech.true_peak_dbtp:.1f} dBTP, engine {speech.engine}{note}",
+        err=True,
+    )
 
 
 @main.group()

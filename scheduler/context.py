@@ -10,9 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from audio.render import Renderer
+from audio.render import Renderer, default_engines
 from audio.tts import Engine as TtsEngine
-from audio.tts import EspeakEngine, GttsEngine
 from scheduler.clock import Clock, SystemClock
 from scheduler.db import make_engine, make_session_factory, migrate, transaction
 from scheduler.drivers.agent import AgentDriver
@@ -51,8 +50,13 @@ class Loa:
         self.engine.dispose()
 
 
-def default_engines(settings: Settings) -> dict[str, TtsEngine]:
-    return {"gtts": GttsEngine(settings.gtts_timeout), "espeak": EspeakEngine()}
+def make_renderer(settings: Settings, engines: dict[str, TtsEngine] | None = None) -> Renderer:
+    return Renderer(
+        settings.audio_dir,
+        engines or default_engines(settings.gtts_timeout, settings.piper_model),
+        max_chars=settings.max_chars,
+        pause_ms=settings.paragraph_pause_ms,
+    )
 
 
 def build_loa(
@@ -68,7 +72,7 @@ def build_loa(
         clock=clock or SystemClock(),
         engine=db,
         sessions=make_session_factory(db),
-        renderer=Renderer(settings.audio_dir, engines or default_engines(settings)),
+        renderer=make_renderer(settings, engines),
     )
     # Agents are served by the web app itself, so their driver is always present.
     loa.drivers["agent"] = AgentDriver(loa.notifier)

@@ -173,6 +173,22 @@ class AudioAsset(Base):
     voice: Mapped[str] = mapped_column(String(64))
     spoken_text: Mapped[str] = mapped_column(Text)
     fallback_reason: Mapped[str | None] = mapped_column(Text)
+    loudness_lufs: Mapped[float | None] = mapped_column(Float)
+    true_peak_dbtp: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Jingle(Base):
+    """An uploaded intro or outro (nhạc hiệu), loudness-matched when it was stored."""
+
+    __tablename__ = "jingles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    path: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -186,12 +202,20 @@ class Bulletin(Base):
     priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL.value)
     status: Mapped[str] = mapped_column(String(16), default=BulletinStatus.DRAFT.value)
     audio_id: Mapped[int | None] = mapped_column(ForeignKey("audio_assets.id"))
+    # How it is spoken: the engine chain, the voice, the speed, the jingles around it.
+    engine: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
+    voice: Mapped[str] = mapped_column(String(64), default="vi", server_default="vi")
+    speed: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    intro_id: Mapped[int | None] = mapped_column(ForeignKey("jingles.id"))
+    outro_id: Mapped[int | None] = mapped_column(ForeignKey("jingles.id"))
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     approved_by: Mapped[str | None] = mapped_column(String(120))
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     audio: Mapped[AudioAsset | None] = relationship()
+    intro: Mapped[Jingle | None] = relationship(foreign_keys=[intro_id])
+    outro: Mapped[Jingle | None] = relationship(foreign_keys=[outro_id])
 
 
 class Broadcast(Base):
@@ -273,3 +297,15 @@ class DeliveryAttempt(Base):
     action: Mapped[str] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     permanent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LexiconEntry(Base):
+    """A word the centre teaches the normalizer: a local abbreviation or place name."""
+
+    __tablename__ = "lexicon"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term: Mapped[str] = mapped_column(String(80), unique=True)
+    spoken: Mapped[str] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

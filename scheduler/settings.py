@@ -28,6 +28,9 @@ class Settings:
     language: str = "vi"
     web_threads: int = 64
     horizon_hours: int = 48
+    piper_model: Path | None = None
+    paragraph_pause_ms: int = 700
+    max_chars: int = 20000
 
     @property
     def audio_dir(self) -> Path:
@@ -52,6 +55,16 @@ def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ..
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+def _existing_file(env: dict[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    path = Path(raw).expanduser().resolve()
+    if not path.is_file():
+        raise SettingsError(f"{name}: no file at {path}")
+    return path
 
 
 def _secret(env: dict[str, str], data_dir: Path) -> str:
@@ -98,4 +111,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         language=_choice(env, "LOA_LANGUAGE", "vi", LANGUAGES),
         web_threads=_int(env, "LOA_WEB_THREADS", 64, 4),
         horizon_hours=_int(env, "LOA_HORIZON_HOURS", 48, 1),
+        piper_model=_existing_file(env, "LOA_PIPER_MODEL"),
+        paragraph_pause_ms=_int(env, "LOA_PARAGRAPH_PAUSE_MS", 700, 0),
+        max_chars=_int(env, "LOA_MAX_CHARS", 20000, 100),
     )

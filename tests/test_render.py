@@ -86,5 +86,5 @@ def test_bad_requests_are_refused_before_any_work(
 
 
 def test_an_unknown_voice_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(TtsError, match="unknown espeak-ng voice"):
+    with pytest.raises(RenderError, match="unknown voice 'klingon'"):
         renderer(tmp_path).render(TEXT, title="T", engine="espeak", voice="klingon")
