@@ -87,9 +87,10 @@ def limiter_gain(
     held = block.copy()
     held[1:] = np.minimum(held[1:], block[:-1])
     held[:-1] = np.minimum(held[:-1], block[1:])
+    # Between the centres of two blocks the curve stays under the lower of the two, and
+    # both are under every need of the block it passes through.
     centres = np.minimum(np.arange(len(block)) * size + size / 2, length - 1)
     gain: Signal = np.interp(np.arange(length), centres, held)
-    gain[where] = np.minimum(gain[where], need)
     return gain
 
 
@@ -131,7 +132,7 @@ def normalize_loudness(x: Signal, target: float = TARGET_LUFS) -> tuple[Signal, 
             slope = (l1 - l0) / (g1 - g0) if g1 != g0 and l1 != l0 else 1.0
         scale *= 10 ** ((target - measured) / max(slope, 0.1) / 20)
     # Then hold the true (inter-sample) peaks of what this gain brings near the ceiling.
-    index, peaks = loud_samples(band, 10 ** ((CEILING_DBTP - 1.0) / 20) / scale)
+    index, peaks = loud_samples(band, 10 ** ((CEILING_DBTP - 2.0) / 20) / scale)
     gain = _or_one(limiter_gain(len(band), index, peaks * scale))
     out: Signal = band * (scale * gain)
     held_peaks = peaks * scale * (gain[index] if isinstance(gain, np.ndarray) else 1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -10,7 +12,7 @@ from sqlalchemy.orm import Session
 from audio.render import Speech
 from scheduler.auth import MANAGERS, Actor
 from scheduler.errors import Conflict, InvalidInput, NotFound
-from scheduler.models import AudioAsset, Bulletin, BulletinStatus, Priority
+from scheduler.models import AudioAsset, Bulletin, BulletinStatus, Jingle, Priority
 
 MAX_TITLE = 300
 
@@ -22,6 +24,48 @@ def parse_priority(value: str | None) -> Priority:
         raise InvalidInput(
             f"unknown priority {value!r}; use normal, priority or emergency", "invalid_priority"
         ) from None
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How a bulletin is spoken."""
+
+    engine: str = "auto"
+    voice: str = "vi"
+    speed: float = 1.0
+    intro_id: int | None = None
+    outro_id: int | None = None
+
+
+def set_voice(
+    session: Session,
+    bulletin: Bulletin,
+    voice: Voice,
+    engines: Sequence[str],
+    voices: Sequence[str],
+) -> None:
+    """Check and keep how the bulletin is spoken (engines and voices this server has)."""
+    if voice.engine not in engines:
+        raise InvalidInput(
+            f"unknown engine {voice.engine!r}; use one of {', '.join(engines)}", "invalid_engine"
+        )
+    if voice.voice not in voices:
+        raise InvalidInput(
+            f"unknown voice {voice.voice!r}; use one of {', '.join(voices)}", "invalid_voice"
+        )
+    if not 0.5 <= voice.speed <= 2.0:
+        raise InvalidInput("the speed is between 0.5 and 2.0", "invalid_speed")
+    for jingle_id in (voice.intro_id, voice.outro_id):
+        if jingle_id is not None and session.get(Jingle, jingle_id) is None:
+            raise InvalidInput(f"no jingle has the id {jingle_id}", "unknown_jingle")
+    bulletin.engine, bulletin.voice, bulletin.speed = voice.engine, voice.voice, voice.speed
+    bulletin.intro_id, bulletin.outro_id = voice.intro_id, voice.outro_id
+
+
+def voice_of(bulletin: Bulletin) -> Voice:
+    return Voice(
+        bulletin.engine, bulletin.voice, bulletin.speed, bulletin.intro_id, bulletin.outro_id
+    )
 
 
 def create_bulletin(
@@ -100,6 +144,8 @@ def attach_audio(
             voice=speech.voice,
             spoken_text=speech.spoken_text,
             fallback_reason=speech.fallback_reason,
+            loudness_lufs=speech.loudness_lufs,
+            true_peak_dbtp=speech.true_peak_dbtp,
             created_at=now,
         )
         session.add(asset)

@@ -11,14 +11,24 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from audio.playout import PlayEvent
-from scheduler import areas, bulletins
+from audio.render import ENGINE_CHAINS
+from scheduler import areas, bulletins, documents, lexicon
 from scheduler import broadcasts as bc
 from scheduler.auth import MANAGERS, Actor, new_token
 from scheduler.context import Loa
 from scheduler.errors import InvalidInput, NotFound
-from scheduler.models import AudioAsset, Broadcast, Delivery, Endpoint, Status
+from scheduler.models import (
+    AudioAsset,
+    Broadcast,
+    Bulletin,
+    Delivery,
+    Endpoint,
+    Priority,
+    Status,
+)
 from scheduler.status import move_delivery
 
 log = logging.getLogger(__name__)
@@ -26,16 +36,75 @@ log = logging.getLogger(__name__)
 ENDPOINT_KINDS = ("agent",)  # kinds a user may create; virtual ones come from --virtual-speakers
 
 
+def create_bulletin(
+    loa: Loa,
+    actor: Actor,
+    *,
+    title: str,
+    text: str,
+    topic: str = "",
+    priority: Priority = Priority.NORMAL,
+    voice: bulletins.Voice | None = None,
+) -> Bulletin:
+    """A draft bulletin, spoken as `voice` says (default: this server's engine)."""
+    with loa.transaction() as session:
+        bulletin = bulletins.create_bulletin(
+            session,
+            actor,
+            title=title,
+            text=text,
+            topic=topic,
+            priority=priority,
+            now=loa.now(),
+            max_chars=loa.renderer.max_chars,
+        )
+        set_voice(loa, session, bulletin, voice or bulletins.Voice(engine=loa.settings.tts_engine))
+        _ = bulletin.audio
+        return bulletin
+
+
+def import_bulletin(
+    loa: Loa,
+    actor: Actor,
+    filename: str,
+    data: bytes,
+    *,
+    topic: str = "",
+    priority: Priority = Priority.NORMAL,
+) -> Bulletin:
+    """A draft bulletin from a DOCX or TXT document: its body, header and signature dropped."""
+    actor.require(*MANAGERS)
+    imported = documents.extract(filename, data)
+    return create_bulletin(
+        loa, actor, title=imported.title, text=imported.text, topic=topic, priority=priority
+    )
+
+
 def render_bulletin(
-    loa: Loa, actor: Actor, bulletin_id: int, engine: str | None = None, voice: str = "vi"
+    loa: Loa, actor: Actor, bulletin_id: int, voice: bulletins.Voice | None = None
 ) -> AudioAsset:
-    """Render a bulletin's speech (served from the cache when unchanged) and attach it."""
+    """Render a bulletin's speech (served from the cache when unchanged) and attach it;
+    `voice`, when given, is kept as the bulletin's from now on."""
     actor.require(*MANAGERS)
     with loa.transaction() as session:
         bulletin = bulletins.get_bulletin(session, bulletin_id)
-        title, text = bulletin.title, bulletin.text
+        if voice is not None:
+            set_voice(loa, session, bulletin, voice)
+        title, text, spoken_as = bulletin.title, bulletin.text, bulletins.voice_of(bulletin)
+        words = lexicon.as_mapping(session)
+        intro, outro = (
+            loa.settings.jingle_dir / j.path if j else None
+            for j in (bulletin.intro, bulletin.outro)
+        )
     speech = loa.renderer.render(
-        text, title=title, engine=engine or loa.settings.tts_engine, voice=voice
+        text,
+        title=title,
+        engine=spoken_as.engine,
+        voice=spoken_as.voice,
+        speed=spoken_as.speed,
+        lexicon=words,
+        intro=intro,
+        outro=outro,
     )
     relative = speech.path.relative_to(loa.settings.audio_dir).as_posix()
     with loa.transaction() as session:
@@ -46,6 +115,11 @@ def render_bulletin(
             "bulletin %s spoken by %s: %s", bulletin_id, speech.engine, speech.fallback_reason
         )
     return asset
+
+
+def set_voice(loa: Loa, session: Session, bulletin: Bulletin, voice: bulletins.Voice) -> None:
+    """Keep how a bulletin is spoken, checked against the engines this server has."""
+    bulletins.set_voice(session, bulletin, voice, list(ENGINE_CHAINS), loa.renderer.voices)
 
 
 def schedule_bulletin(

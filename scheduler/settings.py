@@ -36,6 +36,10 @@ class Settings:
     def audio_dir(self) -> Path:
         return self.data_dir / "audio"
 
+    @property
+    def jingle_dir(self) -> Path:
+        return self.data_dir / "jingles"
+
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
     raw = env.get(name)

@@ -4,10 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from audio.render import Renderer, RenderError, file_sha256
-from audio.tts import EspeakEngine, GttsEngine, TtsError
+from audio.master import prepare_jingle
+from audio.render import Renderer, RenderError, file_sha256, unsupported_characters
+from audio.tts import EspeakEngine, GttsEngine, PiperEngine, TtsError, sentence_chunks
+from tests.conftest import DATA
 
 TEXT = "UBND xã Thọ Sơn thông báo lịch tiếp công dân từ 7h30."
+SEED = (DATA / "seed-section-1.txt").read_text(encoding="utf-8")
 
 
 def renderer(tmp_path: Path, timeout: float = 2.0) -> Renderer:
@@ -88,3 +91,109 @@ def test_bad_requests_are_refused_before_any_work(
 def test_an_unknown_voice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RenderError, match="unknown voice 'klingon'"):
         renderer(tmp_path).render(TEXT, title="T", engine="espeak", voice="klingon")
+
+
+def test_the_mp3_measures_minus_16_lufs_and_under_minus_1_dbtp_with_ffmpeg(
+    tmp_path: Path,
+) -> None:
+    from tests.test_loudness import ebur128
+
+    speech = renderer(tmp_path).render(SEED, title="Kế hoạch", engine="espeak")
+    lufs, peak = ebur128(speech.path)
+    assert lufs == pytest.approx(-16.0, abs=0.5)
+    assert peak <= -1.0
+    assert speech.loudness_lufs == pytest.approx(lufs, abs=0.5)
+
+
+def test_google_speech_is_mastered_the_same_way(tmp_path: Path, google_tts: list[str]) -> None:
+    from tests.test_loudness import ebur128
+
+    speech = renderer(tmp_path).render(TEXT, title="T", engine="gtts")
+    lufs, peak = ebur128(speech.path)
+    assert lufs == pytest.approx(-16.0, abs=1.0)
+    assert peak <= -1.0
+
+
+def test_gtts_retries_a_failed_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_mp3: bytes
+) -> None:
+    import base64
+
+    import requests
+
+    calls: list[int] = []
+    encoded = base64.b64encode(speech_mp3).decode()
+
+    def flaky(self: object, request: requests.PreparedRequest, **kw: object) -> requests.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            raise requests.ConnectTimeout("timed out")
+        response = requests.Response()
+        response.status_code = 200
+        response._content = f'[["wrb.fr","jQ1olc","[\\"{encoded}\\"]"]]\n'.encode()
+        response.request = request
+        return response
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", flaky)
+    engine = GttsEngine(timeout=1, attempts=2, backoff=0)
+    assert len(engine.synthesize("Xin chào bà con.", "vi", 1.0)) > 300
+    assert len(calls) == 2
+
+
+def test_long_text_goes_to_google_in_sentence_chunks() -> None:
+    sentences = [f"Câu số {i} của bản tin nói về cải cách hành chính ở xã." for i in range(20)]
+    chunks = sentence_chunks(" ".join(sentences), 400)
+    assert len(chunks) > 1
+    assert all(len(c) <= 400 and c.endswith(".") for c in chunks)
+    assert " ".join(chunks) == " ".join(sentences)
+
+
+def test_a_regional_voice_is_spoken_by_the_engine_that_has_it(
+    tmp_path: Path, google_tts: list[str]
+) -> None:
+    speech = renderer(tmp_path).render(TEXT, title="T", engine="auto", voice="vi-vn-x-south")
+    assert (speech.engine, speech.voice) == ("espeak", "vi-vn-x-south")
+    assert google_tts == []
+
+
+def test_speed_changes_the_duration(tmp_path: Path) -> None:
+    r = renderer(tmp_path)
+    normal = r.render(TEXT, title="T", engine="espeak").duration_seconds
+    fast = r.render(TEXT, title="T", engine="espeak", speed=1.5).duration_seconds
+    assert fast < normal * 0.8
+
+
+def test_jingles_frame_the_speech_and_change_the_cache_key(tmp_path: Path) -> None:
+    tone = tmp_path / "tone.wav"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=523:duration=2",
+         str(tone)],
+        check=True,
+    )  # fmt: skip
+    prepared = tmp_path / "jingle.wav"
+    prepare_jingle(tone).export(str(prepared), format="wav")
+    r = renderer(tmp_path)
+    plain = r.render(TEXT, title="T", engine="espeak")
+    framed = r.render(TEXT, title="T", engine="espeak", intro=prepared, outro=prepared)
+    assert framed.sha256 != plain.sha256
+    assert framed.duration_seconds == pytest.approx(plain.duration_seconds + 2 * 2.4, abs=0.3)
+
+
+@pytest.mark.parametrize("text", ["Xin chào 你好", "Thông báo 📢 khẩn", "Dòng\x07chuông"])
+def test_characters_no_voice_can_read_are_refused(tmp_path: Path, text: str) -> None:
+    with pytest.raises(RenderError, match="characters no voice can read"):
+        renderer(tmp_path).render(text, title="T", engine="espeak")
+
+
+def test_vietnamese_and_administrative_symbols_are_accepted() -> None:
+    assert unsupported_characters("Ủy ban 50% 25°C “trích dẫn” – số 1/2 & m² … §") == []
+    assert unsupported_characters("Ж and ☎") == ["Ж", "☎"]
+
+
+def test_piper_explains_what_is_missing(tmp_path: Path) -> None:
+    engine = PiperEngine(tmp_path / "vi_VN-voice.onnx")
+    with pytest.raises(TtsError, match="piper"):
+        engine.synthesize("Xin chào", "vi", 1.0)
+    r = Renderer(tmp_path, {"espeak": EspeakEngine()})
+    with pytest.raises(RenderError, match="piper engine is not configured"):
+        r.render(TEXT, title="T", engine="piper")

@@ -6,7 +6,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from scheduler.context import Loa
-from web import api, auth, bulletins, endpoints, i18n, log, today
+from web import api, auth, bulletins, endpoints, i18n, jingles, lexicon, log, today
 
 
 def create_app(loa: Loa) -> Flask:
@@ -22,7 +22,17 @@ def create_app(loa: Loa) -> Flask:
     app.extensions["loa"] = loa
     i18n.init_app(app)
     auth.init_app(app)
-    for blueprint in (api.bp, auth.bp, today.bp, bulletins.bp, log.bp, endpoints.bp):
+    blueprints = (
+        api.bp,
+        auth.bp,
+        today.bp,
+        bulletins.bp,
+        log.bp,
+        endpoints.bp,
+        lexicon.bp,
+        jingles.bp,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, api.http_error)
     return app

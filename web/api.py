@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from audio.render import RenderError
 from audio.tts import TtsError
-from scheduler import areas, asrun, bulletins, service
+from scheduler import areas, asrun, bulletins, lexicon, service
 from scheduler import broadcasts as bc
 from scheduler.auth import Actor, EndpointPrincipal, authenticate
 from scheduler.context import Loa
@@ -37,16 +37,43 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class BulletinIn(Body):
+Engine = Literal["auto", "gtts", "piper", "espeak"]
+
+
+class VoiceIn(Body):
+    engine: Engine | None = None
+    voice: str | None = None
+    speed: float | None = Field(default=None, ge=0.5, le=2.0)
+    intro_jingle_id: int | None = None
+    outro_jingle_id: int | None = None
+
+    def over(self, base: bulletins.Voice) -> bulletins.Voice:
+        """These settings over `base`; an absent field keeps the base's."""
+        return bulletins.Voice(
+            engine=self.engine or base.engine,
+            voice=self.voice or base.voice,
+            speed=self.speed or base.speed,
+            intro_id=self.intro_jingle_id if "intro_jingle_id" in self.model_fields_set
+            else base.intro_id,
+            outro_id=self.outro_jingle_id if "outro_jingle_id" in self.model_fields_set
+            else base.outro_id,
+        )  # fmt: skip
+
+
+class BulletinIn(VoiceIn):
     title: str = Field(min_length=1, max_length=bulletins.MAX_TITLE)
     text: str = Field(min_length=1)
     topic: str = Field(default="", max_length=120)
     priority: Priority = Priority.NORMAL
 
 
-class AudioIn(Body):
-    engine: Literal["auto", "gtts", "espeak"] | None = None
-    voice: str = "vi"
+class AudioIn(VoiceIn):
+    pass
+
+
+class LexiconIn(Body):
+    term: str = Field(min_length=1, max_length=80)
+    spoken: str = Field(min_length=1, max_length=300)
 
 
 class EndpointIn(Body):
@@ -81,7 +108,7 @@ class ReportsIn(Body):
 
 
 BODIES: tuple[type[Body], ...] = (
-    BulletinIn, AudioIn, EndpointIn, BroadcastIn, ConfirmIn, ReportIn, ReportsIn,
+    BulletinIn, AudioIn, EndpointIn, BroadcastIn, ConfirmIn, ReportIn, ReportsIn, LexiconIn,
 )  # fmt: skip
 
 B = TypeVar("B", bound=Body)
@@ -176,6 +203,8 @@ def audio_json(asset: AudioAsset) -> dict[str, Any]:
         "engine": asset.engine,
         "voice": asset.voice,
         "fallback_reason": asset.fallback_reason,
+        "loudness_lufs": asset.loudness_lufs,
+        "true_peak_dbtp": asset.true_peak_dbtp,
         "url": url_for("api.audio", sha256=asset.sha256),
     }
 
@@ -193,6 +222,11 @@ def bulletin_json(b: Bulletin) -> dict[str, Any]:
         "created_at": asrun.local_iso(b.created_at, tz),
         "approved_by": b.approved_by,
         "approved_at": asrun.local_iso(b.approved_at, tz),
+        "engine": b.engine,
+        "voice": b.voice,
+        "speed": b.speed,
+        "intro_jingle_id": b.intro_id,
+        "outro_jingle_id": b.outro_id,
         "audio": audio_json(b.audio) if b.audio else None,
     }
 
@@ -255,18 +289,33 @@ def list_communes() -> Response:
 def create_bulletin() -> tuple[Response, int]:
     data = body(BulletinIn)
     ctx = loa()
-    with ctx.transaction() as session:
-        b = bulletins.create_bulletin(
-            session,
-            actor(),
-            title=data.title,
-            text=data.text,
-            topic=data.topic,
-            priority=data.priority,
-            now=ctx.now(),
-            max_chars=ctx.renderer.max_chars,
-        )
-        return created(bulletin_json(b))
+    b = service.create_bulletin(
+        ctx,
+        actor(),
+        title=data.title,
+        text=data.text,
+        topic=data.topic,
+        priority=data.priority,
+        voice=data.over(bulletins.Voice(engine=ctx.settings.tts_engine)),
+    )
+    return created(bulletin_json(b))
+
+
+@bp.post("/bulletins/import")
+def import_bulletin() -> tuple[Response, int]:
+    """A draft bulletin from an uploaded DOCX or TXT (multipart field `file`)."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise InvalidInput("send the document as the multipart field 'file'", "no_file")
+    b = service.import_bulletin(
+        loa(),
+        actor(),
+        upload.filename,
+        upload.read(),
+        topic=request.form.get("topic", ""),
+        priority=bulletins.parse_priority(request.form.get("priority")),
+    )
+    return created(bulletin_json(b))
 
 
 @bp.get("/bulletins")
@@ -295,8 +344,33 @@ def approve_bulletin(bulletin_id: int) -> Response:
 @bp.post("/bulletins/<int:bulletin_id>/audio")
 def render_audio(bulletin_id: int) -> Response:
     data = body(AudioIn) if request.content_length else AudioIn()
-    asset = service.render_bulletin(loa(), actor(), bulletin_id, data.engine, data.voice)
+    with loa().transaction() as session:
+        current = bulletins.voice_of(bulletins.get_bulletin(session, bulletin_id))
+    asset = service.render_bulletin(loa(), actor(), bulletin_id, data.over(current))
     return jsonify(audio_json(asset))
+
+
+@bp.get("/lexicon")
+def list_lexicon() -> Response:
+    actor()
+    with loa().transaction() as session:
+        return jsonify([{"term": e.term, "spoken": e.spoken} for e in lexicon.entries(session)])
+
+
+@bp.post("/lexicon")
+def put_lexicon() -> tuple[Response, int]:
+    data = body(LexiconIn)
+    ctx = loa()
+    with ctx.transaction() as session:
+        e = lexicon.put(session, actor(), data.term, data.spoken, ctx.now())
+        return created({"term": e.term, "spoken": e.spoken})
+
+
+@bp.delete("/lexicon/<path:term>")
+def delete_lexicon(term: str) -> tuple[Response, int]:
+    with loa().transaction() as session:
+        lexicon.remove(session, actor(), term)
+    return jsonify(deleted=term), 200
 
 
 @bp.get("/audio/<sha256>.mp3")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from sqlalchemy.orm import Session
@@ -10,10 +12,10 @@ from werkzeug.wrappers import Response
 
 from audio.normalize import normalize
 from audio.render import ENGINE_CHAINS, RenderError
-from audio.tts import ESPEAK_VOICES, TtsError
-from scheduler import areas, bulletins, service
+from audio.tts import TtsError
+from scheduler import areas, bulletins, jingles, lexicon, service
 from scheduler.bulletins import parse_priority
-from scheduler.errors import LoaError, NotFound
+from scheduler.errors import InvalidInput, LoaError, NotFound
 from scheduler.models import Bulletin, BulletinStatus, Priority
 from web.auth import current_actor, login_required
 from web.common import actor_label, flash_error, loa, local, parse_local
@@ -27,6 +29,39 @@ def bulletin_or_404(session: Session, bulletin_id: int) -> Bulletin:
         return bulletins.get_bulletin(session, bulletin_id)
     except NotFound:
         abort(404)
+
+
+def voice_from_form(form: Mapping[str, str], base: bulletins.Voice) -> bulletins.Voice:
+    """The voice fields of a form over `base` (a field left out keeps the base's)."""
+    try:
+        speed = float(form.get("speed") or base.speed)
+    except ValueError:
+        raise InvalidInput(f"{form.get('speed')!r} is not a speed", "invalid_speed") from None
+
+    def jingle(name: str, current: int | None) -> int | None:
+        if name not in form:
+            return current
+        value = form.get(name) or ""
+        return int(value) if value.isdigit() else None
+
+    return bulletins.Voice(
+        engine=form.get("engine") or base.engine,
+        voice=form.get("voice") or base.voice,
+        speed=speed,
+        intro_id=jingle("intro", base.intro_id),
+        outro_id=jingle("outro", base.outro_id),
+    )
+
+
+def voice_choices() -> dict[str, Any]:
+    """What the voice fields of a form offer."""
+    with loa().transaction() as session:
+        jingle_rows = [{"id": j.id, "name": j.name} for j in jingles.listing(session)]
+    return {
+        "engines": list(ENGINE_CHAINS),
+        "voices": loa().renderer.voices,
+        "jingles": jingle_rows,
+    }
 
 
 @bp.get("")
@@ -45,7 +80,13 @@ def index() -> str:
             }
             for b in bulletins.list_bulletins(session)
         ]
-    return render_template("bulletins.html", rows=rows, priorities=[p.value for p in Priority])
+    return render_template(
+        "bulletins.html",
+        rows=rows,
+        priorities=[p.value for p in Priority],
+        default_engine=loa().settings.tts_engine,
+        **voice_choices(),
+    )
 
 
 @bp.post("")
@@ -54,23 +95,43 @@ def create() -> Response | str:
     ctx = loa()
     form = request.form
     try:
-        with ctx.transaction() as session:
-            b = bulletins.create_bulletin(
-                session,
-                current_actor(),
-                title=form.get("title", ""),
-                text=form.get("text", ""),
-                topic=form.get("topic", ""),
-                priority=parse_priority(form.get("priority")),
-                now=ctx.now(),
-                max_chars=ctx.renderer.max_chars,
-            )
-            bulletin_id = b.id
+        b = service.create_bulletin(
+            ctx,
+            current_actor(),
+            title=form.get("title", ""),
+            text=form.get("text", ""),
+            topic=form.get("topic", ""),
+            priority=parse_priority(form.get("priority")),
+            voice=voice_from_form(form, bulletins.Voice(engine=ctx.settings.tts_engine)),
+        )
+        bulletin_id = b.id
     except LoaError as exc:
         flash_error(exc)
         return redirect(url_for("bulletins.index"))
     flash(translate("Bulletin created."), "ok")
     return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
+
+
+@bp.post("/import")
+@login_required
+def import_document() -> Response:
+    upload = request.files.get("document")
+    try:
+        if upload is None or not upload.filename:
+            raise InvalidInput("choose a .docx or .txt file", "no_file")
+        b = service.import_bulletin(
+            loa(),
+            current_actor(),
+            upload.filename,
+            upload.read(),
+            topic=request.form.get("topic", ""),
+            priority=parse_priority(request.form.get("priority")),
+        )
+    except LoaError as exc:
+        flash_error(exc)
+        return redirect(url_for("bulletins.index"))
+    flash(translate("Document imported: check the spoken text before approving."), "ok")
+    return redirect(url_for("bulletins.detail", bulletin_id=b.id))
 
 
 @bp.get("/<int:bulletin_id>")
@@ -84,7 +145,12 @@ def detail(bulletin_id: int) -> str:
             "id": b.id,
             "title": b.title,
             "text": b.text,
-            "spoken": normalize(b.text),
+            "spoken": normalize(b.text, lexicon.as_mapping(session)),
+            "engine": b.engine,
+            "voice": b.voice,
+            "speed": b.speed,
+            "intro": b.intro_id,
+            "outro": b.outro_id,
             "topic": b.topic,
             "priority": b.priority,
             "status": b.status,
@@ -97,6 +163,8 @@ def detail(bulletin_id: int) -> str:
                 "duration": audio.duration_seconds,
                 "offline": audio.fallback_reason is not None,
                 "sha256": audio.sha256,
+                "lufs": audio.loudness_lufs,
+                "peak": audio.true_peak_dbtp,
             }
             if audio
             else None,
@@ -107,20 +175,19 @@ def detail(bulletin_id: int) -> str:
         "bulletin.html",
         b=view,
         communes=communes,
-        engines=list(ENGINE_CHAINS),
-        voices=list(ESPEAK_VOICES),
         default_at=default_at.strftime("%Y-%m-%dT%H:%M"),
+        **voice_choices(),
     )
 
 
 @bp.post("/<int:bulletin_id>/render")
 @login_required
 def render(bulletin_id: int) -> Response:
-    form = request.form
     try:
-        asset = service.render_bulletin(
-            loa(), current_actor(), bulletin_id, form.get("engine"), form.get("voice", "vi")
-        )
+        with loa().transaction() as session:
+            current = bulletins.voice_of(bulletin_or_404(session, bulletin_id))
+        voice = voice_from_form(request.form, current)
+        asset = service.render_bulletin(loa(), current_actor(), bulletin_id, voice)
         flash(translate("Speech rendered."), "ok")
         if asset.fallback_reason:
             flash(translate("Offline voice used: no internet."), "warning")

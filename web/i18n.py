@@ -89,6 +89,40 @@ VI: dict[str, str] = {
         "Đã thêm thiết bị. Nhập mã này vào agent; mã chỉ hiển thị một lần:"
     ),
     "No endpoints.": "Chưa có thiết bị.",
+    # speech
+    "Speed": "Tốc độ đọc",
+    "Intro jingle": "Nhạc hiệu mở đầu",
+    "Outro jingle": "Nhạc hiệu kết thúc",
+    "true peak": "đỉnh thực",
+    "Import a document (.docx, .txt)": "Nhập từ văn bản (.docx, .txt)",
+    "Import": "Nhập",
+    "Document imported: check the spoken text before approving.": (
+        "Đã nhập văn bản: hãy kiểm tra văn bản đọc trước khi duyệt."
+    ),
+    "Lexicon": "Từ điển",
+    "Local abbreviations and place names, and how the announcer reads them. They apply to "
+    "every bulletin rendered from now on.": (
+        "Từ viết tắt, địa danh của địa phương và cách phát thanh viên đọc. "
+        "Áp dụng cho mọi bản tin tạo âm thanh từ nay."
+    ),
+    "Try a sentence": "Thử một câu",
+    "Read it": "Đọc thử",
+    "Written": "Cách viết",
+    "Spoken": "Cách đọc",
+    "Delete": "Xóa",
+    "No words yet: the built-in abbreviations apply.": "Chưa có từ nào: dùng từ điển có sẵn.",
+    "Saved. New renders read it this way.": "Đã lưu. Các lần tạo âm thanh sau sẽ đọc như vậy.",
+    "Jingles": "Nhạc hiệu",
+    "Audio file": "Tệp âm thanh",
+    "Upload": "Tải lên",
+    "No jingles yet.": "Chưa có nhạc hiệu.",
+    "Jingle added, matched to the speech loudness.": (
+        "Đã thêm nhạc hiệu, đã cân bằng âm lượng với giọng đọc."
+    ),
+    "voice:vi": "miền Bắc",
+    "voice:vi-vn-x-central": "miền Trung",
+    "voice:vi-vn-x-south": "miền Nam",
+    "piper": "piper (giọng cài trên máy chủ)",
     # values
     "normal": "thông thường",
     "priority": "ưu tiên",
@@ -128,9 +162,24 @@ VI: dict[str, str] = {
     "error:already_played": "Loa đã báo phát xong bản tin này.",
     "error:invalid_name": "Hãy đặt tên.",
     "error:speech_unavailable": "Không bộ đọc nào tạo được âm thanh.",
+    "error:invalid_document": "Tệp không phải văn bản DOCX hoặc TXT hợp lệ.",
+    "error:unsupported_document": "Chỉ nhập được tệp .docx hoặc .txt.",
+    "error:empty_document": "Không tìm thấy nội dung trong văn bản.",
+    "error:no_file": "Hãy chọn một tệp.",
+    "error:invalid_jingle": "Tệp nhạc hiệu không phải âm thanh hợp lệ.",
+    "error:invalid_term": "Từ hoặc cách đọc không hợp lệ (cách đọc viết bằng chữ, không dùng số).",
+    "error:invalid_speed": "Tốc độ đọc phải từ 0,5 đến 2.",
+    "error:invalid_voice": "Giọng đọc không có trên máy chủ này.",
+    "error:invalid_engine": "Bộ đọc không có trên máy chủ này.",
 }
 
-CATALOGS = {"vi": VI, "en": {}}
+EN: dict[str, str] = {
+    "voice:vi": "northern",
+    "voice:vi-vn-x-central": "central",
+    "voice:vi-vn-x-south": "southern",
+}
+
+CATALOGS = {"vi": VI, "en": EN}
 
 
 def language() -> str:

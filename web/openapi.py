@@ -27,8 +27,17 @@ OPERATIONS = tuple(Op(*row) for row in (
     ("get", "/bulletins/{id}", "One bulletin", None, 200, "The bulletin", ()),
     ("post", "/bulletins/{id}/approve", "Approve a bulletin", None, 200,
      "The bulletin with status approved", ()),
-    ("post", "/bulletins/{id}/audio", "Render the bulletin's speech", "AudioIn", 200,
-     "{sha256, duration_seconds, engine, voice, url, fallback_reason}", ()),
+    ("post", "/bulletins/import", "A draft bulletin from a DOCX or TXT (multipart 'file')",
+     None, 201, "The bulletin: the document's body, header and signature dropped", ()),
+    ("post", "/bulletins/{id}/audio", "Render the bulletin's speech (and keep its voice)",
+     "AudioIn", 200,
+     "{sha256, duration_seconds, engine, voice, loudness_lufs, true_peak_dbtp, url, "
+     "fallback_reason}", ()),
+    ("get", "/lexicon", "The centre's words for the normalizer", None, 200,
+     "[{term, spoken}]", ()),
+    ("post", "/lexicon", "Add a word or change how it is read", "LexiconIn", 201,
+     "{term, spoken}", ()),
+    ("delete", "/lexicon/{term}", "Remove a word", None, 200, "{deleted}", ()),
     ("get", "/audio/{sha256}.mp3", "Download rendered audio", None, 200, "audio/mpeg", ()),
     ("post", "/endpoints", "Register a loudspeaker endpoint; answers its token once",
      "EndpointIn", 201, "{id, commune, name, kind, token}", ()),
@@ -75,7 +84,7 @@ def _operation(op: Op) -> dict[str, Any]:
     }
     params = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in ("id", "sha256")
+        for name in ("id", "sha256", "term")
         if "{" + name + "}" in op.path
     ]
     params += [{"name": q, "in": "query", "schema": {"type": "string"}} for q in op.query]

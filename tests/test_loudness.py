@@ -1,0 +1,110 @@
+"""Loudness and true peak, checked against BS.1770's reference values and ffmpeg's ebur128."""
+
+import math
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydub import AudioSegment
+
+from audio.loudness import integrated_loudness, true_peak
+from audio.master import (
+    CEILING_DBTP,
+    SAMPLE_RATE,
+    MasteringError,
+    limit,
+    master,
+    normalize_loudness,
+    prepare_jingle,
+    to_segment,
+    to_signal,
+)
+
+RATE = SAMPLE_RATE
+
+
+def sine(freq: float, amplitude: float, seconds: float = 5.0, phase: float = 0.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return amplitude * np.sin(2 * math.pi * freq * t + phase)
+
+
+def ebur128(path: Path) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) as ffmpeg's ebur128 filter measures them."""
+    out = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128=peak=true",
+         "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    ).stderr  # fmt: skip
+    summary = out[out.rindex("Summary:") :]
+    lufs = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))  # type: ignore[union-attr]
+    peak = float(re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))  # type: ignore[union-attr]
+    return lufs, peak
+
+
+def write_wav(x: np.ndarray, path: Path) -> Path:
+    to_segment(x).export(str(path), format="wav")
+    return path
+
+
+@pytest.mark.parametrize("amplitude", [1.0, 0.5, 0.1])
+def test_a_997_hz_sine_measures_as_bs1770_says(amplitude: float) -> None:
+    # BS.1770-4: a 0 dB FS 997 Hz sine reads -3.01 LKFS.
+    expected = -3.01 + 20 * math.log10(amplitude)
+    assert integrated_loudness(sine(997, amplitude), RATE) == pytest.approx(expected, abs=0.05)
+
+
+def test_silence_has_no_loudness() -> None:
+    assert integrated_loudness(np.zeros(RATE * 3), RATE) == -math.inf
+
+
+def test_loudness_agrees_with_ffmpeg_on_speech(tmp_path: Path) -> None:
+    espeak = subprocess.run(
+        ["espeak-ng", "-v", "vi", "--stdout", "Ủy ban nhân dân xã thông báo lịch tiếp công dân "
+         "từ bảy giờ ba mươi đến mười một giờ các ngày trong tuần."],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    (tmp_path / "s.wav").write_bytes(espeak.stdout)
+    x = to_signal(AudioSegment.from_wav(str(tmp_path / "s.wav")))
+    lufs, peak = ebur128(write_wav(x, tmp_path / "x.wav"))
+    assert integrated_loudness(x, RATE) == pytest.approx(lufs, abs=0.2)
+    assert true_peak(x) == pytest.approx(peak, abs=0.3)
+
+
+def test_the_true_peak_sees_what_lies_between_samples() -> None:
+    # A quarter-rate sine sampled 45 degrees off its crests: samples at 0.707, crests at 1.
+    x = sine(RATE / 4, 1.0, 1.0, phase=math.pi / 4)
+    assert 20 * math.log10(np.abs(x).max()) == pytest.approx(-3.0, abs=0.05)
+    assert true_peak(x) == pytest.approx(0.0, abs=0.2)
+
+
+def test_the_limiter_holds_true_peaks_under_the_ceiling() -> None:
+    x = sine(3000, 1.2, 2.0, phase=0.3) * np.repeat([0.2, 1.0, 0.4, 1.0], RATE // 2)
+    assert true_peak(limit(x)) <= CEILING_DBTP + 0.1
+    quiet = sine(440, 0.1, 1.0)
+    assert np.array_equal(limit(quiet), quiet)  # nothing to hold, nothing changed
+
+
+def test_normalizing_reaches_the_target_loudness_and_ceiling() -> None:
+    rng = np.random.default_rng(7)
+    speechlike = rng.normal(0, 0.05, RATE * 20) * (1 + np.sin(np.arange(RATE * 20) / 900) ** 8 * 6)
+    out, lufs, peak = normalize_loudness(speechlike, -16.0)
+    assert lufs == pytest.approx(-16.0, abs=0.2)
+    assert integrated_loudness(out, RATE) == pytest.approx(-16.0, abs=0.3)
+    assert true_peak(out) <= CEILING_DBTP + 0.1
+    assert peak == pytest.approx(true_peak(out), abs=0.3)
+
+
+def test_silence_cannot_be_mastered() -> None:
+    with pytest.raises(MasteringError, match="silent"):
+        master([AudioSegment.silent(2000, frame_rate=RATE)], 500)
+
+
+def test_a_jingle_is_loudness_matched_and_non_audio_is_refused(tmp_path: Path) -> None:
+    loud = write_wav(sine(660, 0.9, 3.0), tmp_path / "loud.wav")
+    jingle = to_signal(prepare_jingle(loud))
+    assert integrated_loudness(jingle, RATE) == pytest.approx(-15.55, abs=0.3)
+    (tmp_path / "notes.wav").write_text("not audio at all")
+    with pytest.raises(MasteringError, match="not audio"):
+        prepare_jingle(tmp_path / "notes.wav")
