@@ -8,13 +8,14 @@ spectrum, the true peak is found by sinc interpolation around the loudest sample
 from __future__ import annotations
 
 import math
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
 
-Signal = NDArray[np.float64]
+Signal = NDArray[np.floating[Any]]  # float32 for whole programmes: half the memory traffic
 
 BLOCK_SECONDS = 0.4
 STEP_SECONDS = 0.1  # 75 % overlap
@@ -44,17 +45,17 @@ def _k_weighting(rate: int) -> list[tuple[list[float], list[float]]]:
     return [shelf, highpass]
 
 
-def _gain(b: list[float], a: list[float], c1: Signal) -> Signal:
+def _gain(b: list[float], a: list[float], c1: NDArray[np.float64]) -> NDArray[np.float64]:
     """|H(e^jw)| of a biquad from c1 = cos(w), in real arithmetic (cos 2w = 2 c1^2 - 1).
     In float64: near 0 Hz the high pass's terms cancel to nothing in float32."""
 
-    def power(p: list[float]) -> Signal:
+    def power(p: list[float]) -> NDArray[np.float64]:
         k0 = p[0] ** 2 + p[1] ** 2 + p[2] ** 2 - 2 * p[0] * p[2]
         k1 = 2 * (p[0] * p[1] + p[1] * p[2])
         k2 = 4 * p[0] * p[2]
         return k0 + c1 * (k1 + c1 * k2)
 
-    gain: Signal = np.sqrt(np.maximum(power(b), 0) / np.maximum(power(a), 1e-300))
+    gain: NDArray[np.float64] = np.sqrt(np.maximum(power(b), 0) / np.maximum(power(a), 1e-300))
     return gain
 
 
@@ -95,15 +96,15 @@ def band_and_k_weighted(
     zero phase, from one spectrum: block energies over 400 ms do not depend on phase, and
     ffmpeg's ebur128 agrees within 0.1 LU (tests/test_loudness.py)."""
     n = fft_size(len(x), rate)
-    spectrum = np.fft.rfft(x.astype(np.float32), n)
+    spectrum = np.fft.rfft(x.astype(np.float32, copy=False), n)
     if band is not None:
         spectrum *= spectral_gain(rate, n, band)
     # The two inverse transforms run side by side: numpy releases the GIL in its FFT.
     with ThreadPoolExecutor(max_workers=2) as pool:
         weighted = pool.submit(lambda: np.fft.irfft(spectrum * spectral_gain(rate, n), n))
         if band is not None:
-            x = np.fft.irfft(spectrum, n)[: len(x)].astype(np.float64)
-        return x, weighted.result()[: len(x)].astype(np.float64)
+            x = np.fft.irfft(spectrum, n)[: len(x)]
+        return x, weighted.result()[: len(x)]
 
 
 def integrated_loudness(x: Signal, rate: int) -> float:
@@ -119,7 +120,7 @@ def gated_loudness(y: Signal, rate: int) -> float:
         energy = float(np.mean(np.square(y, dtype=np.float64))) if len(y) else 0.0
         return -0.691 + 10 * math.log10(energy) if energy > 0 else -math.inf
     whole = len(y) // step * step
-    steps = np.add.reduceat(np.square(y[:whole], dtype=np.float64), np.arange(0, whole, step))
+    steps = np.add.reduceat(y[:whole] * y[:whole], np.arange(0, whole, step)).astype(np.float64)
     windows = np.lib.stride_tricks.sliding_window_view(steps, per_block)
     z = windows.sum(axis=1) / (step * per_block)
     with np.errstate(divide="ignore"):
@@ -133,7 +134,7 @@ def gated_loudness(y: Signal, rate: int) -> float:
     return -0.691 + 10 * math.log10(float(z.mean()))
 
 
-def _kernels() -> Signal:
+def _kernels() -> NDArray[np.float32]:
     """Windowed-sinc kernels for the OVERSAMPLING-1 points between two samples."""
     half = SINC_TAPS // 2
     taps = np.arange(-half + 1, half + 1, dtype=np.float64)
@@ -142,7 +143,7 @@ def _kernels() -> Signal:
         t = taps - phase / OVERSAMPLING
         window = 0.5 + 0.5 * np.cos(math.pi * t / (half + 1))
         rows.append(np.sinc(t) * window)
-    kernels: Signal = np.array(rows)
+    kernels: NDArray[np.float32] = np.array(rows, dtype=np.float32)
     return kernels
 
 

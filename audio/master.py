@@ -9,7 +9,9 @@ ceiling keeps 1 dB in hand because MP3 encoding adds overshoot.
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,16 +53,18 @@ class Mastered:
     segment: AudioSegment
     loudness_lufs: float
     true_peak_dbtp: float
+    pauses: tuple[int, ...] = ()  # sample index of the middle of each paragraph pause
 
 
 def to_signal(segment: AudioSegment) -> Signal:
     """Mono samples in [-1, 1] at SAMPLE_RATE."""
     mono = segment.set_channels(1).set_frame_rate(SAMPLE_RATE).set_sample_width(2)
-    return np.frombuffer(mono.raw_data, dtype=np.int16).astype(np.float64) / 32768.0
+    samples: Signal = np.frombuffer(mono.raw_data, dtype=np.int16) / np.float32(32768)
+    return samples
 
 
 def to_segment(x: Signal) -> AudioSegment:
-    pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
+    pcm = np.clip(np.rint(x * np.float32(32767)), -32768, 32767).astype(np.int16)
     return AudioSegment(pcm.tobytes(), frame_rate=SAMPLE_RATE, sample_width=2, channels=1)
 
 
@@ -82,15 +86,25 @@ def limiter_gain(
         return None
     where, need = index[over], ceiling / peaks[over]
     size = max(1, int(LOOKAHEAD_SECONDS * SAMPLE_RATE))
-    block = np.ones(-(-length // size))
-    np.minimum.at(block, where // size, need)
+    blocks = -(-length // size)
+    block = np.ones(blocks)
+    # `where` is sorted: the least need of each block by one reduceat over its runs.
+    owner = where // size
+    runs = np.flatnonzero(np.diff(owner, prepend=-1))
+    block[owner[runs]] = np.minimum.reduceat(need, runs)
     held = block.copy()
     held[1:] = np.minimum(held[1:], block[:-1])
     held[:-1] = np.minimum(held[:-1], block[1:])
     # Between the centres of two blocks the curve stays under the lower of the two, and
-    # both are under every need of the block it passes through.
-    centres = np.minimum(np.arange(len(block)) * size + size / 2, length - 1)
-    gain: Signal = np.interp(np.arange(length), centres, held)
+    # both are under every need of the block it passes through. Only the blocks near a
+    # held one differ from 1.
+    touched = np.flatnonzero(held < 1)
+    touched = np.unique(np.clip(np.concatenate([touched - 1, touched, touched + 1]), 0, blocks - 1))
+    samples = (touched[:, None] * size + np.arange(size)[None, :]).ravel()
+    samples = samples[samples < length]
+    centres = np.minimum(np.arange(blocks) * size + size / 2, length - 1)
+    gain: Signal = np.ones(length, dtype=np.float32)
+    gain[samples] = np.interp(samples, centres, held)
     return gain
 
 
@@ -164,21 +178,33 @@ def master(
 ) -> Mastered:
     """Paragraphs joined by a pause, at the target loudness, between optional jingles."""
     pieces: list[Signal] = []
+    pauses: list[int] = []
+    length = 0
     for i, part in enumerate(parts):
         if i:
             pieces.append(_silence(pause_ms))
+            pauses.append(length + len(pieces[-1]) // 2)
+            length += len(pieces[-1])
         pieces.append(to_signal(trim_silence(part)))
+        length += len(pieces[-1])
     voice = np.concatenate(pieces) if pieces else _silence(0)
     speech, level, peak = normalize_loudness(voice, TARGET_LUFS - ENCODER_GAIN_DB)
     if intro is None and outro is None:
-        return Mastered(to_segment(speech), level + ENCODER_GAIN_DB, peak + ENCODER_GAIN_DB)
+        return Mastered(
+            to_segment(speech), level + ENCODER_GAIN_DB, peak + ENCODER_GAIN_DB, tuple(pauses)
+        )
     program = [speech]
     if intro is not None:
-        program = [to_signal(intro), _silence(JINGLE_GAP_MS), *program]
+        opening = [to_signal(intro), _silence(JINGLE_GAP_MS)]
+        shift = sum(len(p) for p in opening)
+        pauses = [p + shift for p in pauses]
+        program = [*opening, *program]
     if outro is not None:
         program = [*program, _silence(JINGLE_GAP_MS), to_signal(outro)]
     x = limit(np.concatenate(program))  # each part is at the target already
-    return Mastered(to_segment(x), loudness(x) + ENCODER_GAIN_DB, true_peak(x) + ENCODER_GAIN_DB)
+    return Mastered(
+        to_segment(x), loudness(x) + ENCODER_GAIN_DB, true_peak(x) + ENCODER_GAIN_DB, tuple(pauses)
+    )
 
 
 def prepare_jingle(path: Path) -> AudioSegment:
@@ -193,30 +219,48 @@ def prepare_jingle(path: Path) -> AudioSegment:
     return to_segment(normalize_loudness(signal, TARGET_LUFS - ENCODER_GAIN_DB)[0])
 
 
-class Mp3Encoder:
-    """ffmpeg encoding a mono MP3 with an ID3 title from PCM on its stdin. Started before
-    the mastering so that its start-up overlaps the work."""
-
-    def __init__(self, path: Path, title: str) -> None:
-        self.proc = subprocess.Popen(
-            ["ffmpeg", "-loglevel", "error", "-y", "-f", "s16le", "-ar", str(SAMPLE_RATE),
-             "-ac", "1", "-i", "-", "-b:a", BITRATE, "-metadata", f"title={title}",
-             "-id3v2_version", "3", "-f", "mp3", str(path)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-
-    def finish(self, segment: AudioSegment) -> None:
-        """Encode `segment` (at SAMPLE_RATE, mono, 16 bit); raises MasteringError."""
-        _, err = self.proc.communicate(segment.raw_data, timeout=600)
-        if self.proc.returncode != 0:
-            raise MasteringError(f"ffmpeg could not encode MP3: {err.decode(errors='replace')}")
-
-    def abort(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
+SPLIT_ABOVE_SECONDS = 30.0
 
 
-def export_mp3(segment: AudioSegment, path: Path, title: str) -> None:
-    """Write a mono MP3 with an ID3 title to `path`."""
-    Mp3Encoder(path, title).finish(segment)
+def _ffmpeg_mp3(path: Path, tags: list[str]) -> list[str]:
+    return ["ffmpeg", "-loglevel", "error", "-y", "-f", "s16le", "-ar", str(SAMPLE_RATE),
+            "-ac", "1", "-i", "-", "-b:a", BITRATE, *tags, "-f", "mp3", str(path)]  # fmt: skip
+
+
+def _encode(pcm: bytes, path: Path, tags: list[str]) -> None:
+    proc = subprocess.run(
+        _ffmpeg_mp3(path, tags), input=pcm, capture_output=True, timeout=600, check=False
+    )
+    if proc.returncode != 0:
+        raise MasteringError(f"ffmpeg could not encode MP3: {proc.stderr.decode(errors='replace')}")
+
+
+def export_mp3(mastered: Mastered, path: Path, title: str) -> None:
+    """Write a mono MP3 with an ID3 title to `path`.
+
+    LAME uses one core; a long programme is encoded as two halves on two cores, cut in
+    the middle of a paragraph pause, and the MP3 streams are joined (each stream's
+    encoder delay adds ~0.1 s of silence inside that pause). Neither half carries a Xing
+    header, so players take the duration from the constant bitrate."""
+    pcm = mastered.segment.raw_data
+    seconds = len(pcm) / 2 / SAMPLE_RATE
+    cut = min(mastered.pauses, key=lambda p: abs(p - len(pcm) // 4), default=None)
+    titled = ["-metadata", f"title={title}", "-id3v2_version", "3"]
+    if cut is None or seconds < SPLIT_ABOVE_SECONDS or not 0.3 < cut * 2 / len(pcm) < 0.7:
+        _encode(pcm, path, titled)
+        return
+    second = path.with_name(path.name + ".part2")
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            halves = [
+                pool.submit(_encode, pcm[: cut * 2], path, [*titled, "-write_xing", "0"]),
+                pool.submit(
+                    _encode, pcm[cut * 2 :], second, ["-id3v2_version", "0", "-write_xing", "0"]
+                ),
+            ]
+            for half in halves:
+                half.result()
+        with path.open("ab") as out, second.open("rb") as tail:
+            shutil.copyfileobj(tail, out)
+    finally:
+        second.unlink(missing_ok=True)

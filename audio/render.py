@@ -14,7 +14,6 @@ from pathlib import Path
 
 from pydub import AudioSegment
 
-from audio.master import Mp3Encoder, master
 from audio.normalize import normalize
 from audio.tts import Engine, EspeakEngine, GttsEngine, PiperEngine, TtsError
 
@@ -157,7 +156,11 @@ class Renderer:
         if not tts.parallel or len(paragraphs) < 2:
             return [tts.synthesize(p, voice, speed) for p in paragraphs]
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            return list(pool.map(lambda p: tts.synthesize(p, voice, speed), paragraphs))
+            spoken = [pool.submit(tts.synthesize, p, voice, speed) for p in paragraphs]
+            # Mastering needs numpy, a tenth of a second to import: while the engine speaks.
+            import audio.master  # noqa: F401
+
+            return [future.result() for future in spoken]
 
     def _key(
         self, spoken: str, engine: str, voice: str, speed: float, title: str, jingles: list[str]
@@ -189,11 +192,12 @@ class Renderer:
         reason: str | None,
     ) -> Speech:
         """Master the parts into the cache, written under a temporary name, then renamed."""
+        from audio.master import export_mp3, master  # numpy: only when something is rendered
+
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         path = self.cache_dir / f"{key}.mp3"
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".tmp-", suffix=".mp3")
         os.close(fd)
-        encoder = Mp3Encoder(Path(tmp), title)
         try:
             mastered = master(
                 parts,
@@ -201,10 +205,9 @@ class Renderer:
                 AudioSegment.from_wav(str(intro)) if intro else None,
                 AudioSegment.from_wav(str(outro)) if outro else None,
             )
-            encoder.finish(mastered.segment)
+            export_mp3(mastered, Path(tmp), title)
             os.replace(tmp, path)
         finally:
-            encoder.abort()
             if os.path.exists(tmp):
                 os.unlink(tmp)
         speech = Speech(

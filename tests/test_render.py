@@ -197,3 +197,24 @@ def test_piper_explains_what_is_missing(tmp_path: Path) -> None:
     r = Renderer(tmp_path, {"espeak": EspeakEngine()})
     with pytest.raises(RenderError, match="piper engine is not configured"):
         r.render(TEXT, title="T", engine="piper")
+
+
+PIPER_MODEL = DATA / "piper-test-voice.onnx"
+
+
+def test_piper_speaks_with_the_administrators_voice_model(tmp_path: Path) -> None:
+    engine = PiperEngine(PIPER_MODEL)
+    normal = engine.synthesize("Xin chào bà con xã Thọ Sơn.", "vi", 1.0)
+    fast = engine.synthesize("Xin chào bà con xã Thọ Sơn.", "vi", 2.0)
+    assert normal.frame_rate == 22050 and len(normal) > 500
+    assert len(fast) == pytest.approx(len(normal) / 2, rel=0.1)
+
+
+def test_auto_prefers_the_local_piper_voice_to_espeak_when_offline(tmp_path: Path) -> None:
+    r = Renderer(
+        tmp_path / "audio",
+        {"gtts": GttsEngine(1), "piper": PiperEngine(PIPER_MODEL), "espeak": EspeakEngine()},
+    )
+    speech = r.render(TEXT, title="T", engine="auto")
+    assert speech.engine == "piper"
+    assert speech.fallback_reason is not None and "gtts" in speech.fallback_reason

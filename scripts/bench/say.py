@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -30,6 +31,17 @@ def timed(argv: list[str] | str, env: dict[str, str], shell: bool = False) -> fl
     started = time.perf_counter()
     subprocess.run(argv, env=env, shell=shell, check=True, capture_output=True)
     return time.perf_counter() - started
+
+
+
+def machine() -> str:
+    """This machine, for the record: CPU model, cores, Python."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        cpu = re.search(r"model name\s*:\s*(.+)", cpuinfo).group(1)  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu} · {os.cpu_count()} CPUs · {platform.system()} · Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -52,8 +64,7 @@ def main() -> None:
             loa_times.append(time.perf_counter() - started)
         bare_times.append(timed(bare, env, shell=True))
     loa_median, bare_median = statistics.median(loa_times), statistics.median(bare_times)
-    cpu = platform.processor() or platform.machine()
-    print(f"{platform.node()} · {cpu} · {os.cpu_count()} CPUs · Python {platform.python_version()}")
+    print(machine())
     print(f"words: {len(TEXT.read_text(encoding='utf-8').split())}, rounds: {args.rounds}")
     for name, median, times in (
         ("bare espeak-ng | ffmpeg", bare_median, bare_times),
