@@ -8,9 +8,9 @@ spectrum, the true peak is found by sinc interpolation around the loudest sample
 from __future__ import annotations
 
 import math
-from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray

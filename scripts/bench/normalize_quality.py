@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from machine import describe
 
 from audio.normalize import normalize_line
 
@@ -92,23 +93,12 @@ def speed(rows: list[tuple[str, str]], repeat: int = 20) -> None:
     print(f"loa speed: {mean * 1e6:.0f} µs per sentence over {len(sentences)} sentences")
 
 
-
-def machine() -> str:
-    """This machine, for the record: CPU model, cores, Python."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        cpu = re.search(r"model name\s*:\s*(.+)", cpuinfo).group(1)  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        cpu = platform.processor() or platform.machine()
-    return f"{cpu} · {os.cpu_count()} CPUs · {platform.system()} · Python {platform.python_version()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--show-errors", action="store_true")
     parser.add_argument("--set", choices=[*SETS, "all"], default="all")
     args = parser.parse_args()
-    print(machine())
+    print(describe())
     try:
         from vinorm import TTSnorm  # type: ignore[import-not-found]
     except ImportError:

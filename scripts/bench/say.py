@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -21,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = ROOT / "tests" / "data" / "seed-section-1.txt"
@@ -31,17 +31,6 @@ def timed(argv: list[str] | str, env: dict[str, str], shell: bool = False) -> fl
     started = time.perf_counter()
     subprocess.run(argv, env=env, shell=shell, check=True, capture_output=True)
     return time.perf_counter() - started
-
-
-
-def machine() -> str:
-    """This machine, for the record: CPU model, cores, Python."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        cpu = re.search(r"model name\s*:\s*(.+)", cpuinfo).group(1)  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        cpu = platform.processor() or platform.machine()
-    return f"{cpu} · {os.cpu_count()} CPUs · {platform.system()} · Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -64,7 +53,7 @@ def main() -> None:
             loa_times.append(time.perf_counter() - started)
         bare_times.append(timed(bare, env, shell=True))
     loa_median, bare_median = statistics.median(loa_times), statistics.median(bare_times)
-    print(machine())
+    print(describe())
     print(f"words: {len(TEXT.read_text(encoding='utf-8').split())}, rounds: {args.rounds}")
     for name, median, times in (
         ("bare espeak-ng | ffmpeg", bare_median, bare_times),
