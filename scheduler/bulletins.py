@@ -68,6 +68,21 @@ def voice_of(bulletin: Bulletin) -> Voice:
     )
 
 
+def _checked(title: str, text: str, max_chars: int) -> tuple[str, str]:
+    title, text = title.strip(), text.strip()
+    if not title:
+        raise InvalidInput("the title is empty", "empty_title")
+    if len(title) > MAX_TITLE:
+        raise InvalidInput(f"the title is longer than {MAX_TITLE} characters", "title_too_long")
+    if not text:
+        raise InvalidInput("the text is empty", "empty_text")
+    if len(text) > max_chars:
+        raise InvalidInput(
+            f"the text has {len(text)} characters; the limit is {max_chars}", "text_too_long"
+        )
+    return title, text
+
+
 def create_bulletin(
     session: Session,
     actor: Actor,
@@ -80,17 +95,7 @@ def create_bulletin(
     max_chars: int,
 ) -> Bulletin:
     actor.require(*MANAGERS)
-    title, text = title.strip(), text.strip()
-    if not title:
-        raise InvalidInput("the title is empty", "empty_title")
-    if len(title) > MAX_TITLE:
-        raise InvalidInput(f"the title is longer than {MAX_TITLE} characters", "title_too_long")
-    if not text:
-        raise InvalidInput("the text is empty", "empty_text")
-    if len(text) > max_chars:
-        raise InvalidInput(
-            f"the text has {len(text)} characters; the limit is {max_chars}", "text_too_long"
-        )
+    title, text = _checked(title, text, max_chars)
     bulletin = Bulletin(
         title=title,
         text=text,
@@ -103,6 +108,29 @@ def create_bulletin(
     session.add(bulletin)
     session.flush()
     return bulletin
+
+
+def edit(
+    session: Session,
+    actor: Actor,
+    bulletin: Bulletin,
+    *,
+    title: str,
+    text: str,
+    topic: str,
+    priority: Priority,
+    max_chars: int,
+) -> None:
+    """Change a bulletin. A change of what is said returns it to draft, without audio:
+    it is approved again before it airs (what is scheduled already keeps its audio)."""
+    actor.require(*MANAGERS)
+    title, text = _checked(title, text, max_chars)
+    if (title, text, priority.value) != (bulletin.title, bulletin.text, bulletin.priority):
+        bulletin.status = BulletinStatus.DRAFT.value
+        bulletin.approved_by = bulletin.approved_at = None
+        bulletin.audio = None
+    bulletin.title, bulletin.text = title, text
+    bulletin.topic, bulletin.priority = topic.strip(), priority.value
 
 
 def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from scheduler import service
 from scheduler.context import build_loa
-from tests.conftest import CENTRE, THO_SON, make_settings
+from tests.conftest import CENTRE, DATA, THO_SON, make_settings
+from tests.test_loudness import ebur128
 from tests.test_scheduling import make_bulletin
 
 LOA = str(Path(sys.executable).with_name("loa"))
@@ -29,13 +30,15 @@ def test_normalize_reads_stdin_and_writes_the_spoken_form_line_for_line(tmp_path
     ]
 
 
-def test_say_renders_a_mastered_mp3(tmp_path: Path) -> None:
-    out = run(
-        ["say", "--engine", "espeak", "-o", str(tmp_path / "out.mp3"), "Xin chào bà con."], tmp_path
-    )
+def test_say_renders_an_mp3_at_broadcast_loudness(tmp_path: Path) -> None:
+    text = (DATA / "seed-section-1.txt").read_text(encoding="utf-8")
+    out = run(["say", "--engine", "espeak", "-o", str(tmp_path / "out.mp3"), "-"], tmp_path, text)
     assert out.returncode == 0, out.stderr
     assert "engine espeak" in out.stderr
     assert (tmp_path / "out.mp3").read_bytes()[:3] == b"ID3"
+    lufs, peak = ebur128(tmp_path / "out.mp3")
+    assert -17.0 <= lufs <= -15.0
+    assert peak <= -1.0
 
 
 def test_say_reads_stdin_and_refuses_empty_text(tmp_path: Path) -> None:

@@ -176,3 +176,20 @@ def test_the_lexicon_page_tries_saves_and_deletes(panel: Panel) -> None:
     assert "trung tâm văn hóa xã" in panel.get("/lexicon?try=TTVH+xã")
     page = panel.post("/lexicon/delete", {"term": "TTVH"})
     assert "Chưa có từ nào" in page
+
+
+def test_correcting_an_approved_bulletin_returns_it_to_draft(api: Api, panel: Panel) -> None:
+    bulletin_id = api.approved_bulletin()
+    api.post(f"/bulletins/{bulletin_id}/audio", {"engine": "espeak"})
+    r = api.call("PATCH", f"/bulletins/{bulletin_id}", {"topic": "ATGT"})
+    assert (r.json["status"], r.json["topic"]) == ("approved", "ATGT")  # not what is said
+    r = api.call("PATCH", f"/bulletins/{bulletin_id}", {"text": "UBND xã thông báo mới."})
+    assert (r.json["status"], r.json["audio"]) == ("draft", None)
+    bad = api.call("PATCH", f"/bulletins/{bulletin_id}", {"text": "   "})
+    assert (bad.status_code, bad.json["error"]) == (422, "empty_text")
+    page = panel.post(
+        f"/bulletins/{bulletin_id}/edit",
+        {"title": "Thông báo", "text": "Họp lúc 7h.", "topic": "", "priority": "priority"},
+    )
+    assert "Đã lưu." in page and "họp lúc bảy giờ" in page
+    assert api.get(f"/bulletins/{bulletin_id}").json["priority"] == "priority"

@@ -67,6 +67,13 @@ class BulletinIn(VoiceIn):
     priority: Priority = Priority.NORMAL
 
 
+class BulletinEditIn(Body):
+    title: str | None = Field(default=None, min_length=1, max_length=bulletins.MAX_TITLE)
+    text: str | None = Field(default=None, min_length=1)
+    topic: str | None = Field(default=None, max_length=120)
+    priority: Priority | None = None
+
+
 class AudioIn(VoiceIn):
     pass
 
@@ -109,6 +116,7 @@ class ReportsIn(Body):
 
 BODIES: tuple[type[Body], ...] = (
     BulletinIn, AudioIn, EndpointIn, BroadcastIn, ConfirmIn, ReportIn, ReportsIn, LexiconIn,
+    BulletinEditIn,
 )  # fmt: skip
 
 B = TypeVar("B", bound=Body)
@@ -299,6 +307,25 @@ def create_bulletin() -> tuple[Response, int]:
         voice=data.over(bulletins.Voice(engine=ctx.settings.tts_engine)),
     )
     return created(bulletin_json(b))
+
+
+@bp.patch("/bulletins/<int:bulletin_id>")
+def edit_bulletin(bulletin_id: int) -> Response:
+    data = body(BulletinEditIn)
+    ctx = loa()
+    with ctx.transaction() as session:
+        b = bulletins.get_bulletin(session, bulletin_id)
+        bulletins.edit(
+            session,
+            actor(),
+            b,
+            title=data.title if data.title is not None else b.title,
+            text=data.text if data.text is not None else b.text,
+            topic=data.topic if data.topic is not None else b.topic,
+            priority=data.priority or Priority(b.priority),
+            max_chars=ctx.renderer.max_chars,
+        )
+        return jsonify(bulletin_json(b))
 
 
 @bp.post("/bulletins/import")

@@ -176,8 +176,32 @@ def detail(bulletin_id: int) -> str:
         b=view,
         communes=communes,
         default_at=default_at.strftime("%Y-%m-%dT%H:%M"),
+        priorities=[p.value for p in Priority],
         **voice_choices(),
     )
+
+
+@bp.post("/<int:bulletin_id>/edit")
+@login_required
+def edit(bulletin_id: int) -> Response:
+    ctx = loa()
+    form = request.form
+    try:
+        with ctx.transaction() as session:
+            bulletins.edit(
+                session,
+                current_actor(),
+                bulletin_or_404(session, bulletin_id),
+                title=form.get("title", ""),
+                text=form.get("text", ""),
+                topic=form.get("topic", ""),
+                priority=parse_priority(form.get("priority")),
+                max_chars=ctx.renderer.max_chars,
+            )
+        flash(translate("Saved."), "ok")
+    except LoaError as exc:
+        flash_error(exc)
+    return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
 
 
 @bp.post("/<int:bulletin_id>/render")

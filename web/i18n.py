@@ -100,6 +100,10 @@ VI: dict[str, str] = {
         "Đã nhập văn bản: hãy kiểm tra văn bản đọc trước khi duyệt."
     ),
     "Lexicon": "Từ điển",
+    "Saved.": "Đã lưu.",
+    "Changing what is said returns the bulletin to draft.": (
+        "Sửa nội dung sẽ đưa bản tin về trạng thái nháp, cần duyệt lại."
+    ),
     "Local abbreviations and place names, and how the announcer reads them. They apply to "
     "every bulletin rendered from now on.": (
         "Từ viết tắt, địa danh của địa phương và cách phát thanh viên đọc. "

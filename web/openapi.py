@@ -25,6 +25,8 @@ OPERATIONS = tuple(Op(*row) for row in (
      "The bulletin {id, status, ...}", ()),
     ("get", "/bulletins", "List bulletins, newest first", None, 200, "[bulletin]", ()),
     ("get", "/bulletins/{id}", "One bulletin", None, 200, "The bulletin", ()),
+    ("patch", "/bulletins/{id}", "Correct a bulletin; a changed text returns it to draft",
+     "BulletinEditIn", 200, "The bulletin", ()),
     ("post", "/bulletins/{id}/approve", "Approve a bulletin", None, 200,
      "The bulletin with status approved", ()),
     ("post", "/bulletins/import", "A draft bulletin from a DOCX or TXT (multipart 'file')",
