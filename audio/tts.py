@@ -103,10 +103,15 @@ class GttsEngine:
     voices: tuple[str, ...] = ("vi",)
     parallel = False  # one request at a time: a district server must not look like a flood
 
+    # After a failure the engine rests this long: an offline server should not wait for
+    # Google's timeouts on every render before falling back.
+    REST_SECONDS = 300.0
+
     def __init__(self, timeout: float, attempts: int = 2, backoff: float = 1.0) -> None:
         self.timeout = timeout
         self.attempts = attempts
         self.backoff = backoff
+        self._resting_until = 0.0
 
     def _request(self, text: str) -> AudioSegment:
         import requests  # imported here: gTTS and requests cost time offline renders skip
@@ -132,9 +137,15 @@ class GttsEngine:
     def synthesize(self, text: str, voice: str, speed: float) -> AudioSegment:
         if voice not in self.voices:
             raise TtsError(f"gTTS has only the voice 'vi', not {voice!r}")
+        if time.monotonic() < self._resting_until:
+            raise TtsError("gTTS was unreachable a moment ago; not tried again yet")
         spoken = AudioSegment.empty()
-        for chunk in sentence_chunks(text, GTTS_CHUNK_CHARS):
-            spoken += self._request(chunk)
+        try:
+            for chunk in sentence_chunks(text, GTTS_CHUNK_CHARS):
+                spoken += self._request(chunk)
+        except TtsError:
+            self._resting_until = time.monotonic() + self.REST_SECONDS
+            raise
         return change_tempo(spoken, speed)
 
 

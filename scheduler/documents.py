@@ -43,6 +43,8 @@ class ImportedText:
 
 def _clean(line: str) -> str:
     line = unicodedata.normalize("NFC", line).replace("\u00a0", " ")
+    # Word's symbol-font bullets and invisible marks are nothing an announcer reads.
+    line = "".join(ch for ch in line if unicodedata.category(ch) not in ("Co", "Cf", "Cc"))
     line = re.sub(r"\*\*|__|^#+\s*", "", line.strip())  # markdown emphasis from converted files
     return re.sub(r"\s+", " ", line).strip()
 

@@ -61,3 +61,8 @@ def test_a_zip_that_is_not_a_docx_is_refused() -> None:
         z.writestr("hello.txt", "xin chào")
     with pytest.raises(InvalidInput, match="not a DOCX"):
         extract("x.docx", buffer.getvalue())
+
+
+def test_word_symbol_bullets_and_invisible_marks_are_dropped() -> None:
+    imported = extract("tb.txt", "\uf0b7 Họp\u200b dân lúc 7h.\n".encode())
+    assert imported.text == "Họp dân lúc 7h."

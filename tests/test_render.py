@@ -218,3 +218,24 @@ def test_auto_prefers_the_local_piper_voice_to_espeak_when_offline(tmp_path: Pat
     speech = r.render(TEXT, title="T", engine="auto")
     assert speech.engine == "piper"
     assert speech.fallback_reason is not None and "gtts" in speech.fallback_reason
+
+
+def test_an_unreachable_google_is_not_asked_again_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import requests
+
+    asked: list[str] = []
+
+    def down(self: object, request: requests.PreparedRequest, **kw: object) -> None:
+        asked.append(request.url or "")
+        raise requests.ConnectionError("no route to host")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", down)
+    engine = GttsEngine(timeout=1, attempts=2, backoff=0)
+    with pytest.raises(TtsError, match="unreachable or refused"):
+        engine.synthesize("Xin chào.", "vi", 1.0)
+    assert len(asked) == 2
+    with pytest.raises(TtsError, match="not tried again yet"):
+        engine.synthesize("Xin chào.", "vi", 1.0)
+    assert len(asked) == 2

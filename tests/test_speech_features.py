@@ -193,3 +193,9 @@ def test_correcting_an_approved_bulletin_returns_it_to_draft(api: Api, panel: Pa
     )
     assert "Đã lưu." in page and "họp lúc bảy giờ" in page
     assert api.get(f"/bulletins/{bulletin_id}").json["priority"] == "priority"
+
+
+def test_text_no_voice_can_read_is_explained_in_the_panel(panel: Panel, api: Api) -> None:
+    bulletin_id = api.post("/bulletins", {"title": "T", "text": "Xin chào 你好."}).json["id"]
+    page = panel.post(f"/bulletins/{bulletin_id}/render", {"engine": "espeak"})
+    assert "Không thể tạo âm thanh cho nội dung này." in page and "U+4F60" in page

@@ -31,6 +31,12 @@ def bulletin_or_404(session: Session, bulletin_id: int) -> Bulletin:
         abort(404)
 
 
+def flash_speech_error(exc: RenderError | TtsError) -> None:
+    """A speech failure in the panel's language, with the engine's own words after it."""
+    key = "invalid_speech_request" if isinstance(exc, RenderError) else "speech_unavailable"
+    flash(f"{error_text(key, '')} ({exc})", "error")
+
+
 def voice_from_form(form: Mapping[str, str], base: bulletins.Voice) -> bulletins.Voice:
     """The voice fields of a form over `base` (a field left out keeps the base's)."""
     try:
@@ -218,7 +224,7 @@ def render(bulletin_id: int) -> Response:
     except LoaError as exc:
         flash_error(exc)
     except (RenderError, TtsError) as exc:
-        flash(error_text("speech_unavailable", str(exc)) + f" ({exc})", "error")
+        flash_speech_error(exc)
     return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
 
 
@@ -253,7 +259,7 @@ def schedule(bulletin_id: int) -> Response:
         flash_error(exc)
         return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
     except (RenderError, TtsError) as exc:
-        flash(error_text("speech_unavailable", str(exc)), "error")
+        flash_speech_error(exc)
         return redirect(url_for("bulletins.detail", bulletin_id=bulletin_id))
     return redirect(url_for("today.index"))
 

@@ -166,6 +166,7 @@ VI: dict[str, str] = {
     "error:already_played": "Loa đã báo phát xong bản tin này.",
     "error:invalid_name": "Hãy đặt tên.",
     "error:speech_unavailable": "Không bộ đọc nào tạo được âm thanh.",
+    "error:invalid_speech_request": "Không thể tạo âm thanh cho nội dung này.",
     "error:invalid_document": "Tệp không phải văn bản DOCX hoặc TXT hợp lệ.",
     "error:unsupported_document": "Chỉ nhập được tệp .docx hoặc .txt.",
     "error:empty_document": "Không tìm thấy nội dung trong văn bản.",
