@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import current_app, flash
 
+from scheduler import asrun
 from scheduler.context import Loa
 from scheduler.errors import InvalidInput, LoaError
+from scheduler.models import Broadcast, Status
 from web.i18n import error_text, translate
 
 
@@ -46,3 +49,26 @@ def actor_label(actor: str | None) -> str:
         return name
     label = {"endpoint": "Endpoint", "token": "API", "dispatcher": "Dispatcher"}.get(kind, kind)
     return f"{translate(label)}: {name}" if name else translate(label)
+
+
+def broadcast_row(b: Broadcast, now: datetime) -> dict[str, Any]:
+    """A broadcast as the panel's tables show it, in local time."""
+    late = asrun.lateness_seconds(b)
+    awaiting = not b.deliveries and b.status == Status.SCHEDULED and b.scheduled_at <= now
+    return {
+        "id": b.id,
+        "time": local(b.scheduled_at, "%H:%M"),
+        "title": b.bulletin.title,
+        "priority": b.priority,
+        "status": b.status,
+        "awaiting": awaiting,
+        "started": local(b.started_at),
+        "finished": local(b.finished_at),
+        "late": f"{late:+.1f}" if late is not None else "",
+        "confirmed_by": actor_label(b.confirmed_by),
+        "reason": b.reason or "",
+        # The operator's word is asked for once the time has come, unless a device proved play.
+        "can_confirm": b.scheduled_at <= now
+        and b.confirmation != "device"
+        and b.status not in (Status.PLAYED, Status.PLAYING),
+    }

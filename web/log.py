@@ -10,7 +10,7 @@ from scheduler import areas, asrun
 from scheduler.errors import LoaError
 from scheduler.models import Status
 from web.auth import current_actor, login_required
-from web.common import actor_label, flash_error, loa, local
+from web.common import broadcast_row, flash_error, loa, local
 
 bp = Blueprint("log", __name__)
 
@@ -33,23 +33,13 @@ def index() -> str:
             flash_error(exc)
             found = []
         for b in found:
-            late = asrun.lateness_seconds(b)
-            rows.append(
-                {
-                    "id": b.id,
-                    "when": local(b.scheduled_at, "%d/%m/%Y %H:%M"),
-                    "commune": b.commune.name,
-                    "title": b.bulletin.title,
-                    "topic": b.bulletin.topic,
-                    "priority": b.priority,
-                    "status": b.status,
-                    "started": local(b.started_at),
-                    "finished": local(b.finished_at),
-                    "late": f"{late:+.1f}" if late is not None else "",
-                    "confirmed_by": actor_label(b.confirmed_by),
-                    "reason": b.reason or "",
-                }
+            row = broadcast_row(b, ctx.now())
+            row.update(
+                when=local(b.scheduled_at, "%d/%m/%Y %H:%M"),
+                commune=b.commune.name,
+                topic=b.bulletin.topic,
             )
+            rows.append(row)
         communes = [{"code": c.code, "name": c.name} for c in areas.communes(session)]
     return render_template(
         "log.html",

@@ -12,35 +12,13 @@ from werkzeug.wrappers import Response
 from scheduler import asrun
 from scheduler import broadcasts as bc
 from scheduler.errors import LoaError
-from scheduler.models import Broadcast, Role, Status
+from scheduler.models import Role, Status
 from scheduler.service import confirm_broadcast
 from web.auth import current_actor, login_required
-from web.common import actor_label, flash_error, loa, local, parse_local
+from web.common import actor_label, broadcast_row, flash_error, loa, local, parse_local
 from web.i18n import translate
 
 bp = Blueprint("today", __name__)
-
-
-def row(b: Broadcast, now: datetime) -> dict[str, Any]:
-    late = asrun.lateness_seconds(b)
-    awaiting = not b.deliveries and b.status == Status.SCHEDULED and b.scheduled_at <= now
-    return {
-        "id": b.id,
-        "time": local(b.scheduled_at, "%H:%M"),
-        "title": b.bulletin.title,
-        "priority": b.priority,
-        "status": b.status,
-        "awaiting": awaiting,
-        "started": local(b.started_at),
-        "finished": local(b.finished_at),
-        "late": f"{late:+.1f}" if late is not None else "",
-        "confirmed_by": actor_label(b.confirmed_by),
-        "reason": b.reason or "",
-        # The operator's word is asked for once the time has come, unless a device proved play.
-        "can_confirm": b.scheduled_at <= now
-        and b.confirmation != "device"
-        and b.status not in (Status.PLAYED, Status.PLAYING),
-    }
 
 
 @bp.get("/")
@@ -58,7 +36,7 @@ def index() -> str:
     with ctx.transaction() as session:
         for b in asrun.query(session, actor, f):
             group = groups.setdefault(b.commune.code, {"name": b.commune.name, "rows": []})
-            group["rows"].append(row(b, now))
+            group["rows"].append(broadcast_row(b, now))
             totals[b.status] += 1
     return render_template(
         "today.html",
@@ -99,7 +77,7 @@ def detail(broadcast_id: int) -> str:
             current_actor().require_commune(b.commune_id)
         except LoaError:
             abort(404)
-        summary = row(b, ctx.now())
+        summary = broadcast_row(b, ctx.now())
         summary.update(commune=b.commune.name, day=local(b.scheduled_at, "%d/%m/%Y"))
         deliveries = [
             {
