@@ -12,8 +12,8 @@ import waitress
 from scheduler.context import Loa
 from scheduler.demo import DEMO_USERS, seed_demo
 from scheduler.dispatch import Dispatcher
-from scheduler.drivers.virtual import VirtualDriver
-from scheduler.service import record_play_event, sync_virtual_speakers
+from scheduler.service import sync_virtual_speakers
+from scheduler.wiring import install_drivers
 from web import create_app
 
 log = logging.getLogger("loa.serve")
@@ -29,10 +29,7 @@ def serve(loa: Loa, host: str, port: int, demo: bool, virtual_speakers: bool) ->
         with loa.transaction() as session:
             if seed_demo(session, loa.now()):
                 log.info("seeded the demo district (Huyện Triệu Sơn, 34 communes)")
-    if virtual_speakers:
-        loa.drivers["virtual"] = VirtualDriver(
-            lambda endpoint_id, event: record_play_event(loa, endpoint_id, event), loa.now
-        )
+    install_drivers(loa, virtual_speakers=virtual_speakers)
     speakers = sync_virtual_speakers(loa, virtual_speakers)
     dispatcher = Dispatcher(loa)
     dispatcher.start()

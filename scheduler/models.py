@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -156,8 +157,31 @@ class Endpoint(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Where the driver reaches it: an Icecast mount URL, a sound-card device, ...
+    address: Mapped[str | None] = mapped_column(String(500))
+    # Health from heartbeats (up | late | down), with what the device last said of itself.
+    state: Mapped[str] = mapped_column(String(8), default="down", server_default="down")
+    state_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    agent_version: Mapped[str | None] = mapped_column(String(64))
+    clock_offset_seconds: Mapped[float | None] = mapped_column(Float)
+    cache_free_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     commune: Mapped[Area] = relationship()
+
+
+class EndpointEvent(Base):
+    """A change of an endpoint's health state (up / late / down)."""
+
+    __tablename__ = "endpoint_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(8))
+    to_state: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    endpoint: Mapped[Endpoint] = relationship()
 
 
 class AudioAsset(Base):
@@ -259,7 +283,7 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"), index=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default=Status.SCHEDULED.value)
+    status: Mapped[str] = mapped_column(String(16), default=Status.SCHEDULED.value, index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -33,7 +33,8 @@ from scheduler.status import move_delivery
 
 log = logging.getLogger(__name__)
 
-ENDPOINT_KINDS = ("agent",)  # kinds a user may create; virtual ones come from --virtual-speakers
+# Kinds a user may create; virtual ones come from --virtual-speakers.
+ENDPOINT_KINDS = ("agent", "mqtt", "icecast", "local", "manual")
 
 
 def create_bulletin(
@@ -185,7 +186,7 @@ def record_play_event(loa: Loa, endpoint_id: int, event: PlayEvent) -> None:
 
 
 def create_endpoint(
-    loa: Loa, actor: Actor, commune_code: str, name: str, kind: str
+    loa: Loa, actor: Actor, commune_code: str, name: str, kind: str, address: str | None = None
 ) -> tuple[Endpoint, str]:
     """A new endpoint and its bearer token (shown once). It replaces a virtual speaker."""
     actor.require(*MANAGERS)
@@ -211,6 +212,7 @@ def create_endpoint(
             commune=commune,
             name=name,
             kind=kind,
+            address=(address or "").strip() or None,
             token_hash=hashed,
             active=True,
             created_at=loa.now(),

@@ -6,6 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENGINES = ("auto", "gtts", "espeak")
@@ -31,6 +32,14 @@ class Settings:
     piper_model: Path | None = None
     paragraph_pause_ms: int = 700
     max_chars: int = 20000
+    mqtt_url: str | None = None
+    # An endpoint is late after this long without a heartbeat, down after the second.
+    endpoint_late_seconds: int = 90
+    endpoint_down_seconds: int = 300
+    # A broadcast with no device proof this long after its time asks the commune operator;
+    # unconfirmed this long, it is escalated to the centre.
+    confirm_after_minutes: int = 30
+    escalate_after_minutes: int = 240
 
     @property
     def audio_dir(self) -> Path:
@@ -69,6 +78,16 @@ def _existing_file(env: dict[str, str], name: str) -> Path | None:
     if not path.is_file():
         raise SettingsError(f"{name}: no file at {path}")
     return path
+
+
+def _mqtt_url(env: dict[str, str]) -> str | None:
+    raw = env.get("LOA_MQTT_URL") or ""
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise SettingsError(f"LOA_MQTT_URL must look like mqtt://host:1883, got {raw!r}")
+    return raw
 
 
 def _secret(env: dict[str, str], data_dir: Path) -> str:
@@ -118,4 +137,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         piper_model=_existing_file(env, "LOA_PIPER_MODEL"),
         paragraph_pause_ms=_int(env, "LOA_PARAGRAPH_PAUSE_MS", 700, 0),
         max_chars=_int(env, "LOA_MAX_CHARS", 20000, 100),
+        mqtt_url=_mqtt_url(env),
+        endpoint_late_seconds=_int(env, "LOA_ENDPOINT_LATE_SECONDS", 90, 10),
+        endpoint_down_seconds=_int(env, "LOA_ENDPOINT_DOWN_SECONDS", 300, 20),
+        confirm_after_minutes=_int(env, "LOA_CONFIRM_AFTER_MINUTES", 30, 1),
+        escalate_after_minutes=_int(env, "LOA_ESCALATE_AFTER_MINUTES", 240, 1),
     )

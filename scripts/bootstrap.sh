@@ -3,6 +3,8 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEBIAN_PACKAGES=(ffmpeg espeak-ng)
+# Only the tests need these (a real broker and a real stream server).
+TEST_DEBIAN_PACKAGES=(mosquitto icecast2)
 
 say() { printf '\033[1m[loa]\033[0m %s\n' "$*" >&2; }
 
@@ -11,6 +13,7 @@ ensure_debian_packages() {
   for pkg in "$@"; do
     case "$pkg" in
       ffmpeg) command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg) ;;
+      mosquitto) [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto) ;;
       *) command -v "$pkg" >/dev/null || missing+=("$pkg") ;;
     esac
   done

@@ -86,7 +86,8 @@ class LexiconIn(Body):
 class EndpointIn(Body):
     commune: str
     name: str = Field(min_length=1, max_length=120)
-    kind: Literal["agent"] = "agent"
+    kind: Literal["agent", "mqtt", "icecast", "local", "manual"] = "agent"
+    address: str | None = Field(default=None, max_length=500)
 
 
 class BroadcastIn(Body):
@@ -416,7 +417,9 @@ def audio(sha256: str) -> Response:
 @bp.post("/endpoints")
 def create_endpoint() -> tuple[Response, int]:
     data = body(EndpointIn)
-    endpoint, token = service.create_endpoint(loa(), actor(), data.commune, data.name, data.kind)
+    endpoint, token = service.create_endpoint(
+        loa(), actor(), data.commune, data.name, data.kind, data.address
+    )
     return created(
         {
             "id": endpoint.id,
