@@ -7,14 +7,13 @@ import signal
 import sys
 from types import FrameType
 
-import waitress
-
 from scheduler.context import Loa
 from scheduler.demo import DEMO_USERS, seed_demo
 from scheduler.dispatch import Dispatcher
 from scheduler.service import sync_virtual_speakers
 from scheduler.wiring import install_drivers
 from web import create_app
+from web.server import make_server
 
 log = logging.getLogger("loa.serve")
 
@@ -43,8 +42,9 @@ def serve(loa: Loa, host: str, port: int, demo: bool, virtual_speakers: bool) ->
         print("Demo logins:", flush=True)
         for user in DEMO_USERS:
             print(f"  {user.username} / {user.password}  ({user.role.value})", flush=True)
+    server = make_server(loa, app, host, port)
     try:
-        waitress.serve(app, host=host, port=port, threads=loa.settings.web_threads, ident="Loa")
+        server.run()
     except KeyboardInterrupt:
         pass
     finally:

@@ -16,6 +16,7 @@ from scheduler.clock import Clock, SystemClock
 from scheduler.db import make_engine, make_session_factory, migrate, transaction
 from scheduler.drivers.agent import AgentDriver
 from scheduler.drivers.base import Driver
+from scheduler.health import Heartbeats
 from scheduler.notify import ChangeNotifier
 from scheduler.settings import Settings
 
@@ -28,6 +29,7 @@ class Loa:
     sessions: sessionmaker[Session]
     renderer: Renderer
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
+    heartbeats: Heartbeats = field(default_factory=Heartbeats)
     drivers: dict[str, Driver] = field(default_factory=dict)
     # Called with the ids of newly scheduled broadcasts, after they are committed.
     on_scheduled: list[Callable[[list[int]], None]] = field(default_factory=list)

@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session
 from scheduler.context import Loa
 from scheduler.drivers.base import DriverError, PlayItem
 from scheduler.models import Broadcast, Delivery, DeliveryAttempt, Priority, Status
+from scheduler.service import sweep_health
 from scheduler.status import move_delivery
 
 log = logging.getLogger(__name__)
 
 CLOSE_MARGIN = timedelta(seconds=30)  # time for an endpoint's last report to arrive
 SWEEP_SECONDS = 20
+HEALTH_SECONDS = 10
 OPEN = (Status.SCHEDULED.value, Status.DELIVERED.value)
 
 
@@ -139,6 +141,10 @@ class Dispatcher:
         self.scheduler.add_job(
             self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", replace_existing=True
         )
+        self.scheduler.add_job(
+            sweep_health, "interval", seconds=HEALTH_SECONDS, args=[self.loa], id="health",
+            replace_existing=True,
+        )  # fmt: skip
 
     def shutdown(self) -> None:
         if self.arm in self.loa.on_scheduled:

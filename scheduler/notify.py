@@ -1,9 +1,18 @@
-"""Wakes long-polling agents when their schedule changes (in-process, no broker)."""
+"""Wakes long-polling agents when their schedule changes (in-process, no broker).
+
+A version per endpoint moves on at each change. Two kinds of waiter: a thread blocked
+in `wait` (a threaded WSGI server), and a listener callback (the event-loop front,
+where an idle long-poll costs no thread). Listeners are called outside the lock, from
+the notifying thread, and must only hand the news over (e.g. call_soon_threadsafe).
+"""
 
 from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable, Iterable
+
+Listener = Callable[[list[tuple[int, str]]], None]  # [(endpoint id, new version)]
 
 
 class ChangeNotifier:
@@ -12,6 +21,7 @@ class ChangeNotifier:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._versions: dict[int, int] = {}
+        self._listeners: list[Listener] = []
         # A new epoch per process: an agent holding a version from before a restart
         # always sees a change.
         self._epoch = secrets.token_hex(4)
@@ -21,9 +31,28 @@ class ChangeNotifier:
             return self._current(endpoint_id)
 
     def notify(self, endpoint_id: int) -> None:
+        self.notify_many([endpoint_id])
+
+    def notify_many(self, endpoint_ids: Iterable[int]) -> None:
+        """Move these endpoints' versions on and wake their waiters."""
         with self._cond:
-            self._versions[endpoint_id] = self._versions.get(endpoint_id, 0) + 1
+            moved = []
+            for endpoint_id in set(endpoint_ids):
+                self._versions[endpoint_id] = self._versions.get(endpoint_id, 0) + 1
+                moved.append((endpoint_id, self._current(endpoint_id)))
+            listeners = list(self._listeners)
             self._cond.notify_all()
+        for listener in listeners:
+            listener(moved)
+
+    def listen(self, listener: Listener) -> None:
+        with self._cond:
+            self._listeners.append(listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        with self._cond:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     def wait(self, endpoint_id: int, seen: str | None, timeout: float) -> str:
         """Block until the endpoint's version differs from `seen` or `timeout` passes."""

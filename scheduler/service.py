@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from audio.playout import PlayEvent
 from audio.render import ENGINE_CHAINS
-from scheduler import areas, bulletins, documents, lexicon
+from scheduler import areas, bulletins, documents, health, lexicon
 from scheduler import broadcasts as bc
 from scheduler.auth import MANAGERS, Actor, new_token
 from scheduler.context import Loa
@@ -26,6 +26,7 @@ from scheduler.models import (
     Bulletin,
     Delivery,
     Endpoint,
+    EndpointEvent,
     Priority,
     Status,
 )
@@ -175,7 +176,7 @@ def record_reports(loa: Loa, endpoint_id: int, reports: Sequence[bc.PlayReport])
         endpoint = session.get(Endpoint, endpoint_id)
         if endpoint is None:
             raise NotFound(f"no endpoint has the id {endpoint_id}", "unknown_endpoint")
-        endpoint.last_seen_at = loa.now()
+        loa.heartbeats.beat(endpoint_id, health.Beat(loa.now()))
         return sum(bc.record_report(session, endpoint, r, loa.now()) for r in reports)
 
 
@@ -267,3 +268,27 @@ def sync_virtual_speakers(loa: Loa, enabled: bool) -> int:
                 endpoint.active = wanted
             active += wanted
     return active
+
+
+def sweep_health(loa: Loa) -> list[EndpointEvent]:
+    """Write the heartbeats held in memory, then move endpoints to up / late / down.
+
+    This process vouches for the endpoints it drives itself (virtual, local, icecast,
+    manual): they are up while it runs."""
+    now = loa.now()
+    beats = loa.heartbeats.take()
+    vouched = [kind for kind in loa.drivers if kind not in health.DEVICE_KINDS]
+    late = timedelta(seconds=loa.settings.endpoint_late_seconds)
+    down = timedelta(seconds=loa.settings.endpoint_down_seconds)
+    with loa.transaction() as session:
+        if vouched:
+            session.execute(
+                update(Endpoint)
+                .where(Endpoint.kind.in_(vouched), Endpoint.active.is_(True))
+                .values(last_seen_at=now)
+            )
+        health.write_beats(session, beats)
+        events = health.move_states(session, now, late, down)
+    for event in events:
+        log.info("endpoint %s: %s -> %s", event.endpoint_id, event.from_state, event.to_state)
+    return events

@@ -27,7 +27,7 @@ class Settings:
     gtts_timeout: float = 8.0
     grace_seconds: int = 300
     language: str = "vi"
-    web_threads: int = 64
+    web_threads: int = 16
     horizon_hours: int = 48
     piper_model: Path | None = None
     paragraph_pause_ms: int = 700
@@ -132,7 +132,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         gtts_timeout=gtts_timeout,
         grace_seconds=_int(env, "LOA_GRACE_SECONDS", 300, 0),
         language=_choice(env, "LOA_LANGUAGE", "vi", LANGUAGES),
-        web_threads=_int(env, "LOA_WEB_THREADS", 64, 4),
+        web_threads=_int(env, "LOA_WEB_THREADS", 16, 2),
         horizon_hours=_int(env, "LOA_HORIZON_HOURS", 48, 1),
         piper_model=_existing_file(env, "LOA_PIPER_MODEL"),
         paragraph_pause_ms=_int(env, "LOA_PARAGRAPH_PAUSE_MS", 700, 0),

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file, url_for
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
 from audio.render import RenderError
 from audio.tts import TtsError
-from scheduler import areas, asrun, bulletins, lexicon, service
+from scheduler import areas, asrun, bulletins, health, lexicon, service
 from scheduler import broadcasts as bc
 from scheduler.auth import Actor, EndpointPrincipal, authenticate
 from scheduler.context import Loa
@@ -446,9 +447,17 @@ def list_endpoints() -> Response:
                     "commune": e.commune.code,
                     "name": e.name,
                     "kind": e.kind,
+                    "address": e.address,
+                    "state": e.state,
+                    "state_since": asrun.local_iso(e.state_since, tz),
+                    "last_seen": asrun.local_iso(e.last_seen_at, tz),
                     "last_seen_at": asrun.local_iso(e.last_seen_at, tz),
+                    "agent_version": e.agent_version,
+                    "clock_offset_seconds": e.clock_offset_seconds,
+                    "cache_free_bytes": e.cache_free_bytes,
+                    "virtual": e.kind == "virtual",
                 }
-                for e in session.scalars(q)
+                for e in session.scalars(q.options(joinedload(Endpoint.commune)))
             ]
         )
 
@@ -533,14 +542,35 @@ def broadcasts_csv() -> Response:
 # --- agent protocol ------------------------------------------------------------------------
 
 
+def _heartbeat(endpoint_id: int, now: datetime) -> None:
+    """What the device says of itself on each poll (query parameters), kept in memory."""
+    args = request.args
+
+    def number(name: str, kind: type[float] | type[int]) -> Any:
+        try:
+            return kind(args[name]) if name in args else None
+        except ValueError:
+            raise InvalidInput(f"{name} must be a number", "invalid_heartbeat") from None
+
+    loa().heartbeats.beat(
+        endpoint_id,
+        health.Beat(
+            at=now,
+            agent_version=args.get("agent_version", "")[:64] or None,
+            cache_free_bytes=number("cache_free_bytes", int),
+            clock_offset_seconds=number("clock_offset_seconds", float),
+        ),
+    )
+
+
 def _schedule_json(endpoint_id: int, version: str) -> dict[str, Any]:
     ctx = loa()
     now = ctx.now()
     horizon = ctx.settings.horizon_hours
+    _heartbeat(endpoint_id, now)
     with ctx.transaction() as session:
         endpoint = session.get(Endpoint, endpoint_id)
         assert endpoint is not None
-        endpoint.last_seen_at = now
         items = []
         for d in bc.upcoming_deliveries(
             session, endpoint_id, now, timedelta(hours=horizon), ctx.grace
@@ -571,6 +601,10 @@ def _schedule_json(endpoint_id: int, version: str) -> dict[str, Any]:
                 "commune": endpoint.commune.code,
             },
             "items": items,
+            # Where to listen for wake-ups and commands, when this server pushes by MQTT.
+            "mqtt": {"url": ctx.settings.mqtt_url, "topic": f"loa/ep/{endpoint.id}/cmd"}
+            if ctx.settings.mqtt_url
+            else None,
         }
 
 

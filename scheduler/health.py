@@ -1,0 +1,108 @@
+"""Endpoint health: heartbeats held in memory, written in batches; up / late / down as rows.
+
+An agent's poll is its heartbeat. Writing it to the database at every poll would cost
+a write per idle endpoint (a province: 6,000 writes every 25 s); instead the web
+process keeps the newest beat per endpoint and the sweep writes them together, then
+moves each endpoint whose state changed and records the change as an EndpointEvent.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from scheduler.models import Endpoint, EndpointEvent
+
+UP, LATE, DOWN = "up", "late", "down"
+# Kinds whose device tells us it is alive; the others live in the dispatching process
+# (virtual, local, icecast) or need no device (manual), so that process vouches for them.
+DEVICE_KINDS = ("agent", "mqtt")
+
+
+@dataclass(frozen=True)
+class Beat:
+    at: datetime
+    agent_version: str | None = None
+    cache_free_bytes: int | None = None
+    clock_offset_seconds: float | None = None
+
+
+class Heartbeats:
+    """The newest heartbeat of each endpoint since the last flush (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[int, Beat] = {}
+
+    def beat(self, endpoint_id: int, beat: Beat) -> None:
+        with self._lock:
+            self._pending[endpoint_id] = beat
+
+    def take(self) -> dict[int, Beat]:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+
+def write_beats(session: Session, beats: dict[int, Beat]) -> None:
+    """One batched UPDATE for all beats; a field a device did not send keeps its value."""
+    rows = []
+    for endpoint_id, beat in beats.items():
+        row: dict[str, object] = {"id": endpoint_id, "last_seen_at": beat.at}
+        for name in ("agent_version", "cache_free_bytes", "clock_offset_seconds"):
+            if getattr(beat, name) is not None:
+                row[name] = getattr(beat, name)
+        rows.append(row)
+    # Group by the set of columns so each executemany has one statement shape.
+    shapes: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for row in rows:
+        shapes.setdefault(tuple(sorted(row)), []).append(row)
+    for group in shapes.values():
+        session.execute(update(Endpoint), group)
+
+
+def state_of(last_seen: datetime | None, now: datetime, late: timedelta, down: timedelta) -> str:
+    if last_seen is None or now - last_seen >= down:
+        return DOWN
+    return LATE if now - last_seen >= late else UP
+
+
+def move_states(
+    session: Session, now: datetime, late: timedelta, down: timedelta
+) -> list[EndpointEvent]:
+    """Move every active endpoint whose heartbeat says another state; one row per move."""
+    up_since, late_since = now - late, now - down
+    stale = or_(
+        (Endpoint.last_seen_at >= up_since) & (Endpoint.state != UP),
+        (Endpoint.last_seen_at < up_since)
+        & (Endpoint.last_seen_at >= late_since)
+        & (Endpoint.state != LATE),
+        or_(Endpoint.last_seen_at.is_(None), Endpoint.last_seen_at < late_since)
+        & (Endpoint.state != DOWN),
+    )
+    moves = session.execute(
+        select(Endpoint.id, Endpoint.state, Endpoint.last_seen_at).where(
+            Endpoint.active.is_(True), stale
+        )
+    ).all()
+    events = []
+    for endpoint_id, old, seen in moves:
+        new = state_of(seen, now, late, down)
+        # Conditional: another process may have moved it first.
+        result = session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == endpoint_id, Endpoint.state == old)
+            .values(state=new, state_since=now)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            reason = "no heartbeat yet" if seen is None else f"last heartbeat {seen.isoformat()}"
+            event = EndpointEvent(
+                endpoint_id=endpoint_id, at=now, from_state=old, to_state=new, reason=reason
+            )
+            session.add(event)
+            events.append(event)
+    return events

@@ -1,0 +1,122 @@
+"""The HTTP front: idle long-polls hold no thread, a change wakes them, the panel stays free."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from scheduler import service
+from scheduler.clock import SystemClock
+from scheduler.context import Loa, build_loa
+from scheduler.settings import Settings
+from tests.conftest import ADMIN, THO_SON, free_port, make_settings
+from web import create_app
+from web.server import make_server, serve_in_thread
+
+
+@dataclass
+class Front:
+    loa: Loa
+    url: str
+    port: int
+
+
+@pytest.fixture
+def front(settings: Settings) -> Iterator[Front]:
+    """`loa serve`'s front on loopback with only two worker threads."""
+    two_threads = make_settings(settings.data_dir, LOA_WEB_THREADS="2")
+    loa = build_loa(two_threads, clock=SystemClock())
+    port = free_port()
+    server = make_server(loa, create_app(loa), "127.0.0.1", port)
+    thread = serve_in_thread(server)
+    yield Front(loa, f"http://127.0.0.1:{port}", port)
+    server.should_exit = True
+    thread.join(timeout=10)
+    loa.close()
+
+
+def open_long_poll(port: int, token: str, version: str, wait: int = 20) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(
+        f"GET /api/v1/agent/schedule?version={version}&wait={wait} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+    )
+    return sock
+
+
+def answered(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(65536)
+    except TimeoutError:
+        return b""
+
+
+def endpoint_with_version(front: Front, name: str) -> tuple[int, str, str]:
+    endpoint, token = service.create_endpoint(front.loa, ADMIN, THO_SON, name, "agent")
+    headers = {"Authorization": f"Bearer {token}"}
+    first = requests.get(f"{front.url}/api/v1/agent/schedule", headers=headers, timeout=5)
+    assert first.status_code == 200, first.text
+    return endpoint.id, token, first.json()["version"]
+
+
+def test_many_idle_long_polls_leave_the_panel_and_api_answering(front: Front) -> None:
+    endpoints = [endpoint_with_version(front, f"Cụm {i}") for i in range(40)]
+    polls = [open_long_poll(front.port, token, version) for _, token, version in endpoints]
+    time.sleep(0.5)  # all of them are now waiting; a thread-per-request server has 2 threads
+    start = time.monotonic()
+    login = requests.get(f"{front.url}/login", timeout=5)
+    api = requests.get(f"{front.url}/api/v1/openapi.json", timeout=5)
+    assert login.status_code == 200 and api.status_code == 200
+    assert time.monotonic() - start < 3
+    assert all(answered(sock, 0.05) == b"" for sock in polls)  # still waiting
+    for sock in polls:
+        sock.close()
+
+
+def test_a_change_wakes_every_waiting_agent_at_once(front: Front) -> None:
+    endpoints = [endpoint_with_version(front, f"Cụm {i}") for i in range(30)]
+    polls = [open_long_poll(front.port, token, version) for _, token, version in endpoints]
+    time.sleep(0.3)
+    start = time.monotonic()
+    front.loa.notifier.notify_many([endpoint_id for endpoint_id, _, _ in endpoints])
+    answers = [answered(sock, 5) for sock in polls]
+    assert all(a.startswith(b"HTTP/1.1 200") for a in answers), answers[:1]
+    assert time.monotonic() - start < 5
+    for sock in polls:
+        sock.close()
+
+
+def test_a_long_poll_with_an_unknown_token_is_refused_at_once(front: Front) -> None:
+    sock = open_long_poll(front.port, "loa_not-a-token", "x-1")
+    assert answered(sock, 3).startswith(b"HTTP/1.1 401")
+    sock.close()
+
+
+def test_a_long_poll_with_a_bad_wait_gets_a_clear_error(front: Front) -> None:
+    _, token, version = endpoint_with_version(front, "Cụm 1")
+    r = requests.get(
+        f"{front.url}/api/v1/agent/schedule",
+        params={"version": version, "wait": "soon"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert r.status_code == 422 and r.json()["error"] == "invalid_wait"
+
+
+def test_a_long_poll_answers_unchanged_after_its_wait(front: Front) -> None:
+    _, token, version = endpoint_with_version(front, "Cụm 1")
+    start = time.monotonic()
+    r = requests.get(
+        f"{front.url}/api/v1/agent/schedule",
+        params={"version": version, "wait": "1"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert r.status_code == 200 and r.json()["version"] == version
+    assert 0.9 < time.monotonic() - start < 4

@@ -1,0 +1,176 @@
+"""The HTTP front: one event loop holds idle long-polls, a thread pool runs the Flask app.
+
+An agent's `GET /agent/schedule?version=V&wait=S` spends nearly all its life waiting.
+Held by a thread (as a threaded WSGI server does), a thousand agents would need a
+thousand threads; here the wait is an asyncio future woken by the ChangeNotifier, and
+only the answer (built by the Flask view, without the wait) takes a pool thread for a
+few milliseconds. Everything else goes straight to the Flask app through a2wsgi.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import uvicorn
+from a2wsgi import WSGIMiddleware
+from flask import Flask
+from sqlalchemy import select
+
+from scheduler.auth import token_hash
+from scheduler.context import Loa
+from scheduler.models import Endpoint
+from web.api import LONG_POLL_MAX_SECONDS
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_PATH = "/api/v1/agent/schedule"
+TOKEN_CACHE_SECONDS = 60.0  # a revoked token may still wait this long; its answer is refused
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class LongPollFront:
+    """ASGI app: long-poll waits on the event loop, the rest to the WSGI app."""
+
+    def __init__(self, loa: Loa, app: Flask, workers: int) -> None:
+        self.loa = loa
+        self.wsgi = WSGIMiddleware(app, workers=workers)  # type: ignore[arg-type]
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.waiting: dict[int, set[asyncio.Future[None]]] = {}
+        self._tokens: dict[str, tuple[int | None, float]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] == "http" and scope["path"] == SCHEDULE_PATH:
+            first = await receive()
+            if first["type"] == "http.disconnect":
+                return
+            scope = await self._hold(scope, receive)
+            if scope.get("loa.gone"):
+                return
+
+            async def replay() -> Message:
+                nonlocal first
+                message, first = first, {"type": "http.disconnect"}
+                return message
+
+            receive = replay
+        await self.wsgi(scope, receive, send)  # type: ignore[arg-type]
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.loop = asyncio.get_running_loop()
+                self.loa.notifier.listen(self._changed)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.loa.notifier.unlisten(self._changed)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # --- waiting -------------------------------------------------------------------------
+
+    async def _hold(self, scope: Scope, receive: Receive) -> Scope:
+        """Wait here until the endpoint's schedule changes, then let the view answer at once.
+        A client that hangs up while waiting is forgotten (marked `loa.gone`)."""
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        params = dict(query)
+        seen = params.get("version")
+        try:
+            wait = min(float(params.get("wait", "0")), LONG_POLL_MAX_SECONDS)
+        except ValueError:
+            return scope  # the view answers with the error
+        if not seen or wait <= 0 or self.loop is None:
+            return scope
+        endpoint_id = await self._endpoint_id(scope)
+        if endpoint_id is not None and self.loa.notifier.version(endpoint_id) == seen:
+            future: asyncio.Future[None] = self.loop.create_future()
+            self.waiting.setdefault(endpoint_id, set()).add(future)
+            hangup = asyncio.ensure_future(receive())
+            try:
+                await asyncio.wait((future, hangup), timeout=wait, return_when="FIRST_COMPLETED")
+                if hangup.done():
+                    return {**scope, "loa.gone": True}
+            finally:
+                hangup.cancel()
+                futures = self.waiting.get(endpoint_id)
+                if futures is not None:
+                    futures.discard(future)
+                    if not futures:
+                        del self.waiting[endpoint_id]
+        rest = [(k, v) for k, v in query if k != "wait"]
+        return {**scope, "query_string": urlencode(rest).encode("latin-1")}
+
+    def _changed(self, moved: list[tuple[int, str]]) -> None:
+        """From any thread: hand the news to the event loop (one wake-up per batch)."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._wake, [endpoint_id for endpoint_id, _ in moved])
+
+    def _wake(self, endpoint_ids: list[int]) -> None:
+        for endpoint_id in endpoint_ids:
+            for future in self.waiting.pop(endpoint_id, ()):
+                if not future.done():
+                    future.set_result(None)
+
+    async def _endpoint_id(self, scope: Scope) -> int | None:
+        """The endpoint a bearer token belongs to (cached; the view still authenticates)."""
+        header = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        hashed = token_hash(token.strip())
+        cached = self._tokens.get(hashed)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        endpoint_id = await asyncio.to_thread(self._lookup, hashed)
+        if len(self._tokens) > 200_000:
+            self._tokens.clear()
+        self._tokens[hashed] = (endpoint_id, time.monotonic() + TOKEN_CACHE_SECONDS)
+        return endpoint_id
+
+    def _lookup(self, hashed: str) -> int | None:
+        with self.loa.transaction() as session:
+            return session.scalar(
+                select(Endpoint.id).where(Endpoint.token_hash == hashed, Endpoint.active.is_(True))
+            )
+
+
+def make_server(loa: Loa, app: Flask, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for the front; `run()` serves until `should_exit` is set."""
+    config = uvicorn.Config(
+        LongPollFront(loa, app, workers=loa.settings.web_threads),
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+        timeout_keep_alive=75,  # agents poll again at once; keep their connection
+        timeout_graceful_shutdown=3,  # waiting long-polls need not hold a stop
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def serve_in_thread(server: uvicorn.Server) -> threading.Thread:
+    """Run a server in a daemon thread (tests, embedded use) and wait until it listens."""
+    thread = threading.Thread(target=server.run, name="loa-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the HTTP server did not start")
+        time.sleep(0.01)
+    return thread
