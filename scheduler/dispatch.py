@@ -8,12 +8,13 @@ conditional UPDATE before any driver is called, so two dispatchers never send it
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import CursorResult, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from scheduler.context import Loa
 from scheduler.drivers.base import DriverError, PlayItem
@@ -46,62 +47,98 @@ def play_item(loa: Loa, delivery: Delivery) -> PlayItem:
     )
 
 
-def claim(session: Session, broadcast_id: int, now: datetime) -> bool:
-    """Mark a broadcast as dispatched; False when another dispatcher got there first."""
-    result = session.execute(
+def claim(session: Session, broadcast_ids: Sequence[int], now: datetime) -> list[int]:
+    """Mark broadcasts as dispatched; returns those this dispatcher won (the others
+    were claimed by another dispatcher first)."""
+    if not broadcast_ids:
+        return []
+    won = session.scalars(
         update(Broadcast)
         .where(
-            Broadcast.id == broadcast_id,
+            Broadcast.id.in_(broadcast_ids),
             Broadcast.dispatched_at.is_(None),
             Broadcast.status.in_(OPEN),
         )
         .values(dispatched_at=now)
+        .returning(Broadcast.id)
     )
-    return cast(CursorResult[Any], result).rowcount == 1
+    return list(won)
 
 
 def fire(loa: Loa, broadcast_id: int) -> None:
     """The broadcast's time has come: claim it, then start it on every endpoint."""
-    now = loa.now()
+    dispatch(loa, [broadcast_id])
+
+
+def fire_due(loa: Loa, when: datetime) -> None:
+    """Every broadcast due at `when` not dispatched yet, in one batch."""
     with loa.transaction() as session:
-        if not claim(session, broadcast_id, now):
-            return
-        broadcast = session.get(Broadcast, broadcast_id)
-        assert broadcast is not None
-        if now > broadcast.scheduled_at + loa.grace:
-            # Never air late at night what was due hours ago (the server was down).
-            for d in broadcast.deliveries:
-                move_delivery(session, d, Status.MISSED, now, "dispatcher", "dispatcher was late")
-            return
-        items = [
-            (play_item(loa, d), d.endpoint.kind)
-            for d in broadcast.deliveries
-            if d.status in OPEN and d.endpoint.active
-        ]
-    for item, kind in items:
-        driver = loa.drivers.get(kind)
-        error: DriverError | None = None
-        try:
-            if driver is None:
-                raise DriverError(f"no driver for {kind!r} endpoints runs here", permanent=True)
-            driver.start(item)
-        except DriverError as exc:
-            error = exc
-            log.warning("delivery %s: %s", item.delivery_id, exc)
-        with loa.transaction() as session:
-            session.add(
-                DeliveryAttempt(
-                    delivery_id=item.delivery_id,
-                    at=loa.now(),
-                    action="start",
-                    error=str(error) if error else None,
-                    permanent=bool(error and error.permanent),
-                )
+        ids = session.scalars(
+            select(Broadcast.id).where(
+                Broadcast.scheduled_at == when,
+                Broadcast.dispatched_at.is_(None),
+                Broadcast.status.in_(OPEN),
             )
-            if error is not None and error.permanent:
-                delivery = session.get(Delivery, item.delivery_id)
+        ).all()
+    dispatch(loa, ids)
+
+
+def dispatch(loa: Loa, broadcast_ids: Sequence[int]) -> None:
+    """Claim these broadcasts, start them on their endpoints (each driver gets its items
+    together), and record one attempt per delivery, all in a few transactions."""
+    now = loa.now()
+    by_kind: dict[str, list[PlayItem]] = {}
+    with loa.transaction() as session:
+        won = claim(session, broadcast_ids, now)
+        if not won:
+            return
+        deliveries = session.scalars(
+            select(Delivery)
+            .join(Delivery.broadcast)
+            .where(Delivery.broadcast_id.in_(won))
+            .options(
+                contains_eager(Delivery.broadcast).options(
+                    joinedload(Broadcast.bulletin), joinedload(Broadcast.audio)
+                ),
+                joinedload(Delivery.endpoint),
+            )
+        ).all()
+        for d in deliveries:
+            if now > d.broadcast.scheduled_at + loa.grace:
+                # Never air late at night what was due hours ago (the server was down).
+                move_delivery(session, d, Status.MISSED, now, "dispatcher", "dispatcher was late")
+            elif d.status in OPEN and d.endpoint.active:
+                by_kind.setdefault(d.endpoint.kind, []).append(play_item(loa, d))
+    errors: dict[int, DriverError] = {}
+    for kind, items in by_kind.items():
+        driver = loa.drivers.get(kind)
+        if driver is None:
+            missing = DriverError(f"no driver for {kind!r} endpoints runs here", permanent=True)
+            errors.update((item.delivery_id, missing) for item in items)
+        else:
+            errors.update(driver.start_many(items))
+    for delivery_id, error in errors.items():
+        log.warning("delivery %s: %s", delivery_id, error)
+    at = loa.now()
+    attempts = [
+        {
+            "delivery_id": item.delivery_id,
+            "at": at,
+            "action": "start",
+            "error": str(errors[item.delivery_id]) if item.delivery_id in errors else None,
+            "permanent": item.delivery_id in errors and errors[item.delivery_id].permanent,
+        }
+        for items in by_kind.values()
+        for item in items
+    ]
+    with loa.transaction() as session:
+        if attempts:
+            session.execute(insert(DeliveryAttempt), attempts)
+        for delivery_id, error in errors.items():
+            if error.permanent:
+                delivery = session.get(Delivery, delivery_id)
                 assert delivery is not None
-                move_delivery(session, delivery, Status.FAILED, loa.now(), "dispatcher", str(error))
+                move_delivery(session, delivery, Status.FAILED, at, "dispatcher", str(error))
 
 
 def close(loa: Loa, broadcast_id: int) -> None:
@@ -179,17 +216,19 @@ class Dispatcher:
     def _arm(self, b: Broadcast) -> None:
         """Add the timers this broadcast still lacks."""
         if b.dispatched_at is None:
-            self._add(f"fire:{b.id}", fire, b.scheduled_at, b.id)
+            # One timer per instant: a slot's broadcasts in every commune start together.
+            at = b.scheduled_at
+            self._add(f"fire:{at.isoformat()}", fire_due, at, at)
         if b.deliveries:
             self._add(f"close:{b.id}", close, close_time(self.loa, b), b.id)
 
-    def _add(self, job_id: str, func: Any, when: datetime, broadcast_id: int) -> None:
+    def _add(self, job_id: str, func: Any, when: datetime, arg: Any) -> None:
         if self.scheduler.get_job(job_id) is None:
             self.scheduler.add_job(
                 func,
                 "date",
                 run_date=when,
-                args=[self.loa, broadcast_id],
+                args=[self.loa, arg],
                 id=job_id,
                 replace_existing=True,  # the sweep and arm() may race to add it
             )

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from scheduler import areas
 from scheduler import broadcasts as bc
 from scheduler import bulletins, service
 from scheduler.clock import SystemClock
 from scheduler.context import Loa, build_loa
-from scheduler.dispatch import Dispatcher, close, fire
+from scheduler.dispatch import Dispatcher, close, fire, fire_due
 from scheduler.drivers.virtual import VirtualDriver
 from scheduler.models import Broadcast, DeliveryAttempt, Priority, Status
 from scheduler.settings import Settings
@@ -58,6 +59,30 @@ def test_two_dispatchers_firing_together_send_a_broadcast_once(settings: Setting
         attempts = s.scalars(select(DeliveryAttempt)).all()
     assert len(attempts) == 1 and attempts[0].error is None
     wait_for_status(first, b.id, Status.PLAYED)
+    first.close()
+    second.close()
+
+
+def test_a_slot_in_every_commune_is_claimed_once_in_one_batch_by_racing_dispatchers(
+    settings: Settings,
+) -> None:
+    first, second = build_loa(settings), build_loa(settings)
+    with first.transaction() as s:
+        codes = [c.code for c in areas.communes(s)]
+    for code in codes:
+        service.create_endpoint(first, ADMIN, code, "Cụm 1", "agent")
+    at = first.now() + timedelta(seconds=30)
+    made = service.schedule_bulletin(first, CENTRE, make_bulletin(first), codes, at)
+    threads = [threading.Thread(target=fire_due, args=(ctx, at)) for ctx in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with first.transaction() as s:
+        attempts = s.scalars(select(DeliveryAttempt.delivery_id)).all()
+        dispatched = s.scalars(select(Broadcast.dispatched_at)).all()
+    assert len(made) == 34 and sorted(attempts) == sorted(set(attempts))
+    assert len(attempts) == 34 and None not in dispatched
     first.close()
     second.close()
 
@@ -159,7 +184,7 @@ def test_a_restarted_dispatcher_rebuilds_its_timers_from_the_database(
     dispatcher = Dispatcher(live)
     dispatcher.start()
     try:
-        assert dispatcher.scheduler.get_job(f"fire:{b.id}") is not None
+        assert dispatcher.scheduler.get_job(f"fire:{at.isoformat()}") is not None
         wait_for_status(live, b.id, Status.PLAYED)
     finally:
         dispatcher.shutdown()

@@ -16,11 +16,18 @@ class AgentDriver(Driver):
         self.notifier.notify(endpoint_id)  # wakes the agent's long-poll
 
     def start(self, item: PlayItem) -> None:
+        error = self.start_many([item]).get(item.delivery_id)
+        if error is not None:
+            raise error
+
+    def start_many(self, items: list[PlayItem]) -> dict[int, DriverError]:
         # The agent needs no command to play; at the due time the server only checks
         # that the agent holds the audio, so the panel can warn while there is time.
-        self.notifier.notify(item.endpoint_id)
-        if not item.delivered:
-            raise DriverError(
-                "the agent has not confirmed it holds the audio; "
-                "it will play only if it fetches it before the grace period ends"
-            )
+        self.notifier.notify_many(item.endpoint_id for item in items)
+        return {item.delivery_id: NOT_CACHED for item in items if not item.delivered}
+
+
+NOT_CACHED = DriverError(
+    "the agent has not confirmed it holds the audio; "
+    "it will play only if it fetches it before the grace period ends"
+)

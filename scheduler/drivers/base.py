@@ -46,5 +46,16 @@ class Driver(ABC):
     def start(self, item: PlayItem) -> None:
         """It is the item's time: make the endpoint play it. Raises DriverError."""
 
+    def start_many(self, items: list[PlayItem]) -> dict[int, DriverError]:
+        """Start several items due together; returns the error of each delivery that failed.
+        Drivers that can send a batch faster than one by one override this."""
+        errors = {}
+        for item in items:
+            try:
+                self.start(item)
+            except DriverError as exc:
+                errors[item.delivery_id] = exc
+        return errors
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release threads and connections."""
