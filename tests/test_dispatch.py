@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from scheduler import areas
+from scheduler import areas, bulletins, service
 from scheduler import broadcasts as bc
-from scheduler import bulletins, service
 from scheduler.clock import SystemClock
 from scheduler.context import Loa, build_loa
 from scheduler.dispatch import Dispatcher, close, fire, fire_due
