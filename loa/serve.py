@@ -8,7 +8,7 @@ import sys
 from types import FrameType
 
 from scheduler.context import Loa
-from scheduler.demo import DEMO_USERS, seed_demo
+from scheduler.demo import DEMO_USERS, seed_demo, seed_operator_task
 from scheduler.dispatch import Dispatcher
 from scheduler.service import sync_virtual_speakers
 from scheduler.wiring import install_drivers
@@ -24,14 +24,18 @@ def _exit(signum: int, _frame: FrameType | None) -> None:
 
 def serve(loa: Loa, host: str, port: int, demo: bool, virtual_speakers: bool) -> None:
     """Wire drivers, timers and the web app around `loa`, then serve until stopped."""
+    seeded = False
     if demo:
         with loa.transaction() as session:
-            if seed_demo(session, loa.now()):
-                log.info("seeded the demo district (Huyện Triệu Sơn, 34 communes)")
+            seeded = seed_demo(session, loa.now())
+        if seeded:
+            log.info("seeded the demo district (Huyện Triệu Sơn, 34 communes)")
     install_drivers(loa, virtual_speakers=virtual_speakers)
     speakers = sync_virtual_speakers(loa, virtual_speakers)
     dispatcher = Dispatcher(loa)
     dispatcher.start()
+    if seeded:
+        seed_operator_task(loa)
     app = create_app(loa)
     signal.signal(signal.SIGTERM, _exit)
     url = f"http://{host}:{port}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -135,6 +136,11 @@ def confirm(
     broadcast.confirmed_at = now
     broadcast.reason = reason
     new = Status.PLAYED if aired else Status.MISSED
+    for d in broadcast.deliveries:
+        if d.endpoint.kind == "manual":  # the operator's word is that endpoint's proof
+            if aired:
+                d.started_at, d.finished_at = broadcast.started_at, broadcast.finished_at
+            move_delivery(session, d, new.value, now, actor.name, reason)
     move_broadcast(session, broadcast, new.value, now, actor.name, reason)
 
 
@@ -159,6 +165,53 @@ _REPORT_STATUS = {
     "missed": Status.MISSED,
 }
 REPORT_KINDS = tuple(_REPORT_STATUS)
+_REPORT_FIELDS = frozenset(
+    ("delivery_id", "kind", "at", "detail", "sha256", "clock_offset_seconds")
+)
+_MAX_ID = 2**63 - 1  # the largest id a database column holds
+
+
+def parse_report(data: object) -> PlayReport:
+    """One report as a device sends it (a JSON object, e.g. an MQTT event), checked as the
+    HTTP API checks each element of `reports`. Raises InvalidInput("invalid_report")."""
+
+    def bad(detail: str) -> InvalidInput:
+        return InvalidInput(detail, "invalid_report")
+
+    if not isinstance(data, dict):
+        raise bad("a report must be a JSON object")
+    unknown = sorted(str(k) for k in data if k not in _REPORT_FIELDS)
+    if unknown:
+        raise bad(f"unknown field(s) in a report: {', '.join(unknown)}")
+    delivery_id = data.get("delivery_id")
+    if type(delivery_id) is not int or not 0 < delivery_id <= _MAX_ID:
+        raise bad("delivery_id must be a positive whole number")
+    kind = data.get("kind")
+    if kind not in REPORT_KINDS:
+        raise bad(f"kind must be one of {', '.join(REPORT_KINDS)}; got {kind!r}")
+    at = data.get("at")
+    if isinstance(at, str):
+        try:
+            at = datetime.fromisoformat(at)
+        except ValueError:
+            raise bad(f"at must be an ISO 8601 time, got {at!r}") from None
+    if not isinstance(at, datetime) or at.utcoffset() is None:
+        raise bad("at must be an ISO 8601 time with its offset (e.g. +00:00)")
+    texts = {name: data.get(name) for name in ("detail", "sha256")}
+    for name, value in texts.items():
+        if value is not None and not isinstance(value, str):
+            raise bad(f"{name} must be text")
+    offset = data.get("clock_offset_seconds")
+    if offset is not None and (type(offset) not in (int, float) or not math.isfinite(offset)):
+        raise bad("clock_offset_seconds must be a number of seconds")
+    return PlayReport(
+        delivery_id=delivery_id,
+        kind=kind,
+        at=at.astimezone(UTC),
+        detail=texts["detail"],
+        sha256=texts["sha256"],
+        clock_offset_seconds=None if offset is None else float(offset),
+    )
 
 
 def record_report(session: Session, endpoint: Endpoint, report: PlayReport, now: datetime) -> bool:

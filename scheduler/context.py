@@ -16,6 +16,7 @@ from scheduler.clock import Clock, SystemClock
 from scheduler.db import make_engine, make_session_factory, migrate, transaction
 from scheduler.drivers.agent import AgentDriver
 from scheduler.drivers.base import Driver
+from scheduler.drivers.manual import ManualDriver
 from scheduler.health import Heartbeats
 from scheduler.notify import ChangeNotifier
 from scheduler.settings import Settings
@@ -78,4 +79,5 @@ def build_loa(
     )
     # Agents are served by the web app itself, so their driver is always present.
     loa.drivers["agent"] = AgentDriver(loa.notifier)
+    loa.drivers["manual"] = ManualDriver()  # nothing to run: the operator answers
     return loa

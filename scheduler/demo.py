@@ -8,11 +8,13 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from scheduler import areas
-from scheduler.auth import hash_password
+from scheduler import areas, bulletins
+from scheduler.auth import Actor, hash_password
+from scheduler.context import Loa
 from scheduler.models import Area, Role, User
 
 DEMO_OPERATOR_COMMUNE = "15667"  # Xã Thọ Sơn
+DEMO_ACTOR = Actor("user:trungtam", Role.ADMIN)
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,28 @@ def seed_demo(session: Session, now: datetime) -> bool:
             )
         )
     return True
+
+
+DEMO_BULLETIN_TITLE = "Tuyên truyền cải cách hành chính"
+DEMO_BULLETIN_TEXT = (
+    "Ủy ban nhân dân xã thông báo: từ tháng này, bà con có thể nộp hồ sơ đăng ký khai sinh, "
+    "khai tử và chứng thực bản sao trực tuyến trên Cổng dịch vụ công quốc gia. "
+    "Bộ phận một cửa của xã tiếp nhận hồ sơ vào các ngày làm việc trong tuần."
+)
+
+
+def seed_operator_task(loa: Loa) -> None:
+    """Thọ Sơn gets a loudspeaker with no device (its operator confirms), and a CCHC
+    bulletin airs there now, so the demo operator finds it waiting for "đã phát"."""
+    from scheduler import service  # the service layer builds on this module's data
+
+    service.create_endpoint(
+        loa, DEMO_ACTOR, DEMO_OPERATOR_COMMUNE, "Đài truyền thanh xã (xác nhận tay)", "manual"
+    )
+    bulletin = service.create_bulletin(
+        loa, DEMO_ACTOR, title=DEMO_BULLETIN_TITLE, text=DEMO_BULLETIN_TEXT, topic="CCHC"
+    )
+    with loa.transaction() as session:
+        bulletins.approve(session, DEMO_ACTOR, bulletins.get_bulletin(session, bulletin.id),
+                          loa.now())  # fmt: skip
+    service.schedule_bulletin(loa, DEMO_ACTOR, bulletin.id, [DEMO_OPERATOR_COMMUNE], None)

@@ -150,6 +150,8 @@ def close(loa: Loa, broadcast_id: int) -> None:
         if broadcast is None:
             return
         for d in broadcast.deliveries:
+            if d.endpoint.kind == "manual":
+                continue  # only the commune operator can say; scheduler.watch asks them
             if d.status in OPEN:
                 move_delivery(session, d, Status.MISSED, now, "dispatcher", "no proof of play")
             elif d.status == Status.PLAYING:

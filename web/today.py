@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from scheduler import asrun
+from scheduler import asrun, watch
 from scheduler import broadcasts as bc
 from scheduler.errors import LoaError
 from scheduler.models import Role, Status
@@ -19,6 +19,9 @@ from web.common import actor_label, broadcast_row, flash_error, loa, local, pars
 from web.i18n import translate
 
 bp = Blueprint("today", __name__)
+
+READINESS_AHEAD = timedelta(hours=36)  # tomorrow morning's slot, seen from this afternoon
+ALERTS_SINCE = timedelta(hours=24)
 
 
 @bp.get("/")
@@ -33,13 +36,46 @@ def index() -> str:
     actor = current_actor()
     groups: dict[str, dict[str, Any]] = {}
     totals: Counter[str] = Counter()
+    settings = ctx.settings
     with ctx.transaction() as session:
         for b in asrun.query(session, actor, f):
             group = groups.setdefault(b.commune.code, {"name": b.commune.name, "rows": []})
             group["rows"].append(broadcast_row(b, now))
             totals[b.status] += 1
+        waiting = [
+            {**broadcast_row(w.broadcast, now), "commune": w.broadcast.commune.name,
+             "day": local(w.broadcast.scheduled_at, "%d/%m"), "escalated": w.escalated}
+            for w in watch.waiting_for_operator(
+                session, actor, now,
+                timedelta(minutes=settings.confirm_after_minutes),
+                timedelta(minutes=settings.escalate_after_minutes),
+            )
+        ]  # fmt: skip
+        ready = [
+            {
+                "at": local(r.at, "%H:%M %d/%m"),
+                "ready": len(r.ready),
+                "total": len(r.ready) + len(r.not_ready),
+                "not_ready": ", ".join(a.name for a in r.not_ready[:8])
+                + (" …" if len(r.not_ready) > 8 else ""),
+            }
+            for r in watch.readiness(session, now, READINESS_AHEAD)[:6]
+        ]
+        alerts = [
+            {
+                "at": local(a.at, "%H:%M %d/%m"),
+                "endpoint": a.endpoint.name,
+                "commune": a.endpoint.commune.name,
+                "state": a.to_state,
+            }
+            for a in watch.endpoint_alerts(session, actor, now, ALERTS_SINCE)
+        ]
     return render_template(
         "today.html",
+        waiting=waiting,
+        escalated=sum(w["escalated"] for w in waiting),
+        ready=ready,
+        alerts=alerts,
         groups=groups,
         totals=sorted(totals.items(), key=lambda kv: list(Status).index(Status(kv[0]))),
         day=day.strftime("%d/%m/%Y"),
