@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from scheduler.auth import MANAGERS, Actor
 from scheduler.bulletins import require_approved
@@ -241,23 +241,3 @@ def record_report(session: Session, endpoint: Endpoint, report: PlayReport, now:
         broadcast.confirmed_by = f"endpoint:{endpoint.name}"
         broadcast.confirmed_at = now
     return changed
-
-
-def upcoming_deliveries(
-    session: Session, endpoint_id: int, now: datetime, horizon: timedelta, grace: timedelta
-) -> list[Delivery]:
-    """An endpoint's deliveries still to play, from `grace` ago to `horizon` ahead."""
-    return list(
-        session.scalars(
-            select(Delivery)
-            .join(Delivery.broadcast)
-            .where(
-                Delivery.endpoint_id == endpoint_id,
-                Delivery.status.in_([Status.SCHEDULED.value, Status.DELIVERED.value]),
-                Broadcast.scheduled_at >= now - grace,
-                Broadcast.scheduled_at <= now + horizon,
-            )
-            .options(selectinload(Delivery.broadcast).selectinload(Broadcast.bulletin))
-            .order_by(Broadcast.scheduled_at, Delivery.id)
-        )
-    )

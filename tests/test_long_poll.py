@@ -5,18 +5,22 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 import requests
+import uvicorn
 
 from scheduler import service
 from scheduler.clock import SystemClock
 from scheduler.context import Loa, build_loa
 from scheduler.settings import Settings
-from tests.conftest import ADMIN, THO_SON, free_port, make_settings
+from tests.conftest import ADMIN, CENTRE, THO_SON, free_port, make_settings
+from tests.test_scheduling import make_bulletin
 from web import create_app
-from web.server import make_server, serve_in_thread
+from web.server import LongPollFront, make_server, serve_in_thread
 
 
 @dataclass
@@ -24,6 +28,7 @@ class Front:
     loa: Loa
     url: str
     port: int
+    server: uvicorn.Server
 
 
 @pytest.fixture
@@ -34,7 +39,7 @@ def front(settings: Settings) -> Iterator[Front]:
     port = free_port()
     server = make_server(loa, create_app(loa), "127.0.0.1", port)
     thread = serve_in_thread(server)
-    yield Front(loa, f"http://127.0.0.1:{port}", port)
+    yield Front(loa, f"http://127.0.0.1:{port}", port, server)
     server.should_exit = True
     thread.join(timeout=10)
     loa.close()
@@ -120,3 +125,45 @@ def test_a_long_poll_answers_unchanged_after_its_wait(front: Front) -> None:
     )
     assert r.status_code == 200 and r.json()["version"] == version
     assert 0.9 < time.monotonic() - start < 4
+
+
+def front_app(front: Front) -> LongPollFront:
+    app = front.server.config.app
+    assert isinstance(app, LongPollFront)
+    return app
+
+
+def test_an_agent_that_hangs_up_while_waiting_is_forgotten(front: Front) -> None:
+    _, token, version = endpoint_with_version(front, "Cụm 1")
+    sock = open_long_poll(front.port, token, version)
+    deadline = time.monotonic() + 5
+    while not front_app(front).waiting and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert front_app(front).waiting
+    sock.close()
+    while front_app(front).waiting and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert front_app(front).waiting == {}
+
+
+def test_a_woken_agent_gets_the_same_schedule_the_view_gives(front: Front) -> None:
+    endpoint_id, token, version = endpoint_with_version(front, "Cụm 1")
+    bulletin_id = make_bulletin(front.loa)
+    at = front.loa.now() + timedelta(minutes=5)
+    headers = {"Authorization": f"Bearer {token}"}
+    with ThreadPoolExecutor(1) as pool:
+        woken = pool.submit(
+            requests.get,
+            f"{front.url}/api/v1/agent/schedule",
+            params={"version": version, "wait": "20", "agent_version": "loa-agent/test"},
+            headers=headers,
+            timeout=25,
+        )
+        time.sleep(0.3)
+        service.schedule_bulletin(front.loa, CENTRE, bulletin_id, [THO_SON], at)
+        answer = woken.result().json()
+    view = requests.get(f"{front.url}/api/v1/agent/schedule", headers=headers, timeout=5).json()
+    assert answer["version"] != version and len(answer["items"]) == 1
+    assert {**answer, "server_time": None} == {**view, "server_time": None}
+    assert answer["items"][0]["audio_url"].startswith("/api/v1/audio/")
+    assert endpoint_id in front.loa.heartbeats.take()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file, url_for
@@ -14,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from audio.render import RenderError
 from audio.tts import TtsError
-from scheduler import areas, asrun, bulletins, health, lexicon, service
+from scheduler import areas, asrun, bulletins, lexicon, schedules, service
 from scheduler import broadcasts as bc
 from scheduler.auth import Actor, EndpointPrincipal, authenticate
 from scheduler.context import Loa
@@ -542,70 +543,23 @@ def broadcasts_csv() -> Response:
 # --- agent protocol ------------------------------------------------------------------------
 
 
-def _heartbeat(endpoint_id: int, now: datetime) -> None:
-    """What the device says of itself on each poll (query parameters), kept in memory."""
-    args = request.args
-
-    def number(name: str, kind: type[float] | type[int]) -> Any:
-        try:
-            return kind(args[name]) if name in args else None
-        except ValueError:
-            raise InvalidInput(f"{name} must be a number", "invalid_heartbeat") from None
-
-    loa().heartbeats.beat(
-        endpoint_id,
-        health.Beat(
-            at=now,
-            agent_version=args.get("agent_version", "")[:64] or None,
-            cache_free_bytes=number("cache_free_bytes", int),
-            clock_offset_seconds=number("clock_offset_seconds", float),
-        ),
-    )
-
-
-def _schedule_json(endpoint_id: int, version: str) -> dict[str, Any]:
-    ctx = loa()
-    now = ctx.now()
-    horizon = ctx.settings.horizon_hours
-    _heartbeat(endpoint_id, now)
-    with ctx.transaction() as session:
-        endpoint = session.get(Endpoint, endpoint_id)
-        assert endpoint is not None
-        items = []
-        for d in bc.upcoming_deliveries(
-            session, endpoint_id, now, timedelta(hours=horizon), ctx.grace
-        ):
-            b = d.broadcast
-            items.append(
-                {
-                    "delivery_id": d.id,
-                    "broadcast_id": b.id,
-                    "title": b.bulletin.title,
-                    "priority": b.priority,
-                    "rank": Priority(b.priority).rank,
-                    "scheduled_at": b.scheduled_at.isoformat(),
-                    "play_until": (b.scheduled_at + ctx.grace).isoformat(),
-                    "duration_seconds": b.audio.duration_seconds,
-                    "sha256": b.audio.sha256,
-                    "audio_url": url_for("api.audio", sha256=b.audio.sha256),
-                    "status": d.status,
-                }
-            )
-        return {
-            "version": version,
-            "server_time": now.isoformat(),
-            "grace_seconds": ctx.settings.grace_seconds,
-            "endpoint": {
-                "id": endpoint.id,
-                "name": endpoint.name,
-                "commune": endpoint.commune.code,
-            },
-            "items": items,
-            # Where to listen for wake-ups and commands, when this server pushes by MQTT.
-            "mqtt": {"url": ctx.settings.mqtt_url, "topic": f"loa/ep/{endpoint.id}/cmd"}
-            if ctx.settings.mqtt_url
-            else None,
-        }
+def schedule_documents(loa: Loa, endpoint_ids: list[int], prefix: str) -> dict[int, Any]:
+    """The schedules of these endpoints, each with its current version."""
+    notifier, now = loa.notifier, loa.now()
+    versions = {endpoint_id: notifier.version(endpoint_id) for endpoint_id in endpoint_ids}
+    with loa.transaction() as session:
+        docs = schedules.schedules(
+            session,
+            endpoint_ids,
+            now,
+            horizon=timedelta(hours=loa.settings.horizon_hours),
+            grace=loa.grace,
+            audio_url=lambda sha256: f"{prefix}/api/v1/audio/{sha256}.mp3",
+            mqtt_url=loa.settings.mqtt_url,
+        )
+    for endpoint_id, doc in docs.items():
+        doc["version"] = versions[endpoint_id]
+    return docs
 
 
 @bp.get("/agent/schedule")
@@ -617,9 +571,13 @@ def agent_schedule() -> Response:
         wait = min(float(request.args.get("wait", "0")), LONG_POLL_MAX_SECONDS)
     except ValueError:
         raise InvalidInput("wait must be a number of seconds", "invalid_wait") from None
-    notifier = loa().notifier
-    version = notifier.wait(me.endpoint_id, seen, wait) if seen and wait > 0 else None
-    return jsonify(_schedule_json(me.endpoint_id, version or notifier.version(me.endpoint_id)))
+    ctx = loa()
+    beat = schedules.parse_beat(request.args, ctx.now())
+    if seen and wait > 0:
+        ctx.notifier.wait(me.endpoint_id, seen, wait)  # threaded servers; the front waits itself
+    ctx.heartbeats.beat(me.endpoint_id, replace(beat, at=ctx.now()))
+    docs = schedule_documents(ctx, [me.endpoint_id], request.script_root)
+    return jsonify(docs[me.endpoint_id])
 
 
 @bp.post("/agent/reports")

@@ -2,20 +2,22 @@
 
 An agent's `GET /agent/schedule?version=V&wait=S` spends nearly all its life waiting.
 Held by a thread (as a threaded WSGI server does), a thousand agents would need a
-thousand threads; here the wait is an asyncio future woken by the ChangeNotifier, and
-only the answer (built by the Flask view, without the wait) takes a pool thread for a
-few milliseconds. Everything else goes straight to the Flask app through a2wsgi.
+thousand threads; here the wait is an asyncio future woken by the ChangeNotifier. A
+district-wide bulletin wakes every agent at once, so the answers wanted in one turn of
+the loop are built together (two queries for all of them, in one worker thread) and
+sent from the loop. Everything else goes straight to the Flask app through a2wsgi.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import uvicorn
 from a2wsgi import WSGIMiddleware
@@ -24,12 +26,15 @@ from sqlalchemy import select
 
 from scheduler.auth import token_hash
 from scheduler.context import Loa
+from scheduler.errors import InvalidInput
 from scheduler.models import Endpoint
-from web.api import LONG_POLL_MAX_SECONDS
+from scheduler.schedules import parse_beat
+from web.api import LONG_POLL_MAX_SECONDS, schedule_documents
 
 log = logging.getLogger(__name__)
 
 SCHEDULE_PATH = "/api/v1/agent/schedule"
+GONE = "the token is unknown or revoked"
 TOKEN_CACHE_SECONDS = 60.0  # a revoked token may still wait this long; its answer is refused
 
 Scope = MutableMapping[str, Any]
@@ -39,7 +44,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class LongPollFront:
-    """ASGI app: long-poll waits on the event loop, the rest to the WSGI app."""
+    """ASGI app: long-polls are held and answered on the event loop, the rest goes to
+    the WSGI app. Anything unusual (no version, a bad parameter, an unknown token) also
+    goes to the WSGI view, which answers it or says what is wrong."""
 
     def __init__(self, loa: Loa, app: Flask, workers: int) -> None:
         self.loa = loa
@@ -47,25 +54,20 @@ class LongPollFront:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.waiting: dict[int, set[asyncio.Future[None]]] = {}
         self._tokens: dict[str, tuple[int | None, float]] = {}
+        # Answers wanted in this turn of the loop, built together in one worker call.
+        self._wanted: dict[int, list[asyncio.Future[dict[str, Any] | None]]] = {}
+        self._prefix = ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        if scope["type"] == "http" and scope["path"] == SCHEDULE_PATH:
-            first = await receive()
-            if first["type"] == "http.disconnect":
-                return
-            scope = await self._hold(scope, receive)
-            if scope.get("loa.gone"):
-                return
-
-            async def replay() -> Message:
-                nonlocal first
-                message, first = first, {"type": "http.disconnect"}
-                return message
-
-            receive = replay
+        if (
+            scope["type"] == "http"
+            and scope["path"] == SCHEDULE_PATH
+            and await self._long_poll(scope, receive, send)
+        ):
+            return
         await self.wsgi(scope, receive, send)  # type: ignore[arg-type]
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -80,29 +82,33 @@ class LongPollFront:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    # --- waiting -------------------------------------------------------------------------
+    # --- long-poll -----------------------------------------------------------------------
 
-    async def _hold(self, scope: Scope, receive: Receive) -> Scope:
-        """Wait here until the endpoint's schedule changes, then let the view answer at once.
-        A client that hangs up while waiting is forgotten (marked `loa.gone`)."""
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
-        params = dict(query)
+    async def _long_poll(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Wait for a change (or the wait's end), then answer; False: let the view answer."""
+        params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         seen = params.get("version")
         try:
             wait = min(float(params.get("wait", "0")), LONG_POLL_MAX_SECONDS)
-        except ValueError:
-            return scope  # the view answers with the error
+            parse_beat(params, self.loa.now())
+        except (ValueError, InvalidInput):
+            return False
         if not seen or wait <= 0 or self.loop is None:
-            return scope
+            return False
         endpoint_id = await self._endpoint_id(scope)
-        if endpoint_id is not None and self.loa.notifier.version(endpoint_id) == seen:
+        if endpoint_id is None:
+            return False
+        first = await receive()  # a GET has no body: this is the whole request
+        if first["type"] == "http.disconnect":
+            return True
+        if self.loa.notifier.version(endpoint_id) == seen:
             future: asyncio.Future[None] = self.loop.create_future()
             self.waiting.setdefault(endpoint_id, set()).add(future)
             hangup = asyncio.ensure_future(receive())
             try:
                 await asyncio.wait((future, hangup), timeout=wait, return_when="FIRST_COMPLETED")
                 if hangup.done():
-                    return {**scope, "loa.gone": True}
+                    return True  # the agent hung up; nobody to answer
             finally:
                 hangup.cancel()
                 futures = self.waiting.get(endpoint_id)
@@ -110,8 +116,38 @@ class LongPollFront:
                     futures.discard(future)
                     if not futures:
                         del self.waiting[endpoint_id]
-        rest = [(k, v) for k, v in query if k != "wait"]
-        return {**scope, "query_string": urlencode(rest).encode("latin-1")}
+        self.loa.heartbeats.beat(endpoint_id, parse_beat(params, self.loa.now()))
+        self._prefix = scope.get("root_path", "")
+        doc = await self._schedule(endpoint_id)
+        if doc is None:  # switched off while it waited
+            await _json(send, 401, {"error": "invalid_token", "detail": GONE})
+        else:
+            await _json(send, 200, doc)
+        return True
+
+    async def _schedule(self, endpoint_id: int) -> dict[str, Any] | None:
+        """This endpoint's schedule, built with every other one wanted in the same turn."""
+        assert self.loop is not None
+        future: asyncio.Future[dict[str, Any] | None] = self.loop.create_future()
+        if not self._wanted:
+            self.loop.call_soon(lambda: asyncio.ensure_future(self._build()))
+        self._wanted.setdefault(endpoint_id, []).append(future)
+        return await future
+
+    async def _build(self) -> None:
+        wanted, self._wanted = self._wanted, {}
+        try:
+            docs = await asyncio.to_thread(schedule_documents, self.loa, list(wanted), self._prefix)
+        except Exception as exc:  # every waiting agent learns of it, none hangs
+            for futures in wanted.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        for endpoint_id, futures in wanted.items():
+            for future in futures:
+                if not future.done():
+                    future.set_result(docs.get(endpoint_id))
 
     def _changed(self, moved: list[tuple[int, str]]) -> None:
         """From any thread: hand the news to the event loop (one wake-up per batch)."""
@@ -125,7 +161,7 @@ class LongPollFront:
                     future.set_result(None)
 
     async def _endpoint_id(self, scope: Scope) -> int | None:
-        """The endpoint a bearer token belongs to (cached; the view still authenticates)."""
+        """The active endpoint a bearer token belongs to (cached for a minute)."""
         header = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -145,6 +181,13 @@ class LongPollFront:
             return session.scalar(
                 select(Endpoint.id).where(Endpoint.token_hash == hashed, Endpoint.active.is_(True))
             )
+
+
+async def _json(send: Send, status: int, doc: dict[str, Any]) -> None:
+    body = json.dumps(doc, ensure_ascii=False).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def make_server(loa: Loa, app: Flask, host: str, port: int) -> uvicorn.Server:
