@@ -62,7 +62,7 @@ VI: dict[str, str] = {
     "Reason (required if not aired)": "Lý do (bắt buộc nếu không phát)",
     "Confirmation saved.": "Đã lưu xác nhận.",
     "awaiting operator confirmation": "chờ cán bộ xã xác nhận",
-    "Waiting for your confirmation": "Chờ xác nhận đã phát / không phát",
+    "Waiting for confirmation": "Chờ xác nhận đã phát / không phát",
     "overdue": "quá hạn",
     "escalated to the centre": "đã báo lên Trung tâm",
     "Readiness": "Sẵn sàng phát",
