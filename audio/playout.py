@@ -9,13 +9,16 @@ PlayEvent through a callback, never swallowed.
 from __future__ import annotations
 
 import logging
+import math
 import subprocess
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ class Cue:
     due_at: datetime
     play_until: datetime
     label: str = ""
+    order: int = 0  # among cues of one rank due together, the lower plays first
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,10 @@ class OutputError(Exception):
 
 
 class Output(Protocol):
-    def play(self, cue: Cue, stop: threading.Event) -> None:
-        """Play `cue` in real time; return early when `stop` is set. Raises OutputError."""
+    def play(self, cue: Cue, stop: threading.Event) -> str | None:
+        """Play `cue` in real time; return early when `stop` is set. Raises OutputError.
+        May return the output's proof of play, which goes into the finished (or
+        interrupted) event's detail."""
         ...
 
 
@@ -101,6 +107,96 @@ def file_sink_output(directory: Path) -> CommandOutput:
     return CommandOutput(argv)
 
 
+class FfmpegPlayer:
+    """One ffmpeg process reading a file in real time (-re) into `output_args`. What it
+    wrote is read from its -progress as it goes, to be told as proof of play."""
+
+    def __init__(self, source: Path, output_args: list[str]) -> None:
+        argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-nostats",
+                "-progress", "pipe:1", "-re", "-i", str(source), *output_args]  # fmt: skip
+        self.progress: dict[str, str] = {}
+        self.errors: deque[str] = deque(maxlen=10)  # its last error lines
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            raise OutputError(f"cannot start ffmpeg: {exc}") from exc
+        # Both pipes are drained as ffmpeg writes, so a chatty ffmpeg never blocks.
+        self._readers = [
+            threading.Thread(target=self._read, args=(pipe, sink), name="ffmpeg", daemon=True)
+            for pipe, sink in ((self.proc.stdout, self._progress), (self.proc.stderr, self._error))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(pipe: IO[bytes], sink: Callable[[str], None]) -> None:
+        for line in pipe:
+            sink(line.decode(errors="replace").strip())
+
+    def _progress(self, line: str) -> None:
+        key, _, value = line.partition("=")
+        self.progress[key] = value
+
+    def _error(self, line: str) -> None:
+        self.errors.append(line)
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        """Wait up to `seconds`; True as soon as ffmpeg has ended or `stop` is set."""
+        deadline = time.monotonic() + seconds
+        while self.proc.poll() is None and not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            stop.wait(min(left, 0.05))
+        return True
+
+    def finish(self, stop: threading.Event) -> None:
+        """Terminate ffmpeg if `stop` is set; raise OutputError if it failed on its own."""
+        if self.proc.poll() is None:
+            self.proc.terminate()  # ffmpeg closes its output properly on SIGTERM
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        if self.proc.returncode != 0 and not stop.is_set():
+            errors = " / ".join(self.errors)
+            raise OutputError(f"ffmpeg exited with {self.proc.returncode}: {errors}")
+
+    def written(self) -> str:
+        """How much audio ffmpeg says it wrote, e.g. "4.3 s of audio (17,096 bytes)"."""
+        micros = self.progress.get("out_time_us", "")
+        size = self.progress.get("total_size", "")
+        seconds = int(micros) / 1e6 if micros.isdigit() else 0.0
+        return f"{seconds:.1f} s of audio" + (f" ({int(size):,} bytes)" if size.isdigit() else "")
+
+
+class FfmpegOutput:
+    """Plays each cue through ffmpeg in real time; returns what ffmpeg wrote as proof."""
+
+    def __init__(self, output_args: list[str], describe: str) -> None:
+        self.output_args = output_args
+        self.describe = describe
+
+    def play(self, cue: Cue, stop: threading.Event) -> str:
+        player = FfmpegPlayer(cue.path, self.output_args)
+        player.wait(stop, math.inf)
+        player.finish(stop)
+        return f"ffmpeg wrote {player.written()} to {self.describe}"
+
+
+def alsa_output(device: str = "default") -> FfmpegOutput:
+    """A sound card through ALSA (`default`, `plughw:1,0`, …; `null` discards the audio)."""
+    return FfmpegOutput(["-f", "alsa", device], f"ALSA device {device!r}")
+
+
 class Playout:
     """A queue and a thread in front of one Output."""
 
@@ -110,11 +206,15 @@ class Playout:
         report: Callable[[PlayEvent], None],
         now: Callable[[], datetime],
         name: str = "playout",
+        settle_seconds: float = 0.0,
     ) -> None:
         self.output = output
         self.report = report
         self.now = now
         self.name = name
+        # When idle, wait this long after the first cue arrives so that cues due together
+        # (submitted one by one) start in priority order; an emergency never waits.
+        self.settle_seconds = settle_seconds
         self._queue: list[Cue] = []
         self._cond = threading.Condition()
         self._current: Cue | None = None
@@ -168,11 +268,17 @@ class Playout:
 
     def _next(self) -> Cue | None:
         with self._cond:
+            idle = not self._queue
             while not self._queue and not self._closed:
                 self._cond.wait()
+            if idle and self.settle_seconds > 0:
+                self._cond.wait_for(
+                    lambda: self._closed or any(q.rank >= EMERGENCY_RANK for q in self._queue),
+                    timeout=self.settle_seconds,
+                )
             if self._closed:
                 return None
-            self._queue.sort(key=lambda c: (-c.rank, c.due_at))
+            self._queue.sort(key=lambda c: (-c.rank, c.due_at, c.order))
             cue = self._queue.pop(0)
             self._current = cue
             self._stop_current = threading.Event()
@@ -196,13 +302,14 @@ class Playout:
             return
         self.report(PlayEvent(cue.key, "started", started))
         try:
-            self.output.play(cue, self._stop_current)
+            proof = self.output.play(cue, self._stop_current)
         except OutputError as exc:
             self.report(PlayEvent(cue.key, "failed", self.now(), str(exc)))
             return
         with self._cond:
             reason = self._stop_reason if self._stop_current.is_set() else ""
         if reason:
-            self.report(PlayEvent(cue.key, "interrupted", self.now(), reason))
+            detail = f"{reason}; {proof}" if proof else reason
+            self.report(PlayEvent(cue.key, "interrupted", self.now(), detail))
         else:
-            self.report(PlayEvent(cue.key, "finished", self.now()))
+            self.report(PlayEvent(cue.key, "finished", self.now(), proof))
