@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -234,6 +235,16 @@ def create_endpoint(
         ):
             virtual.active = False
     return endpoint, token
+
+
+def public_address(address: str | None) -> str | None:
+    """An endpoint's address as shown to people: without a password (an Icecast source's)."""
+    parts = urlsplit(address or "")
+    if parts.password is None:
+        return address
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def sync_virtual_speakers(loa: Loa, enabled: bool) -> int:

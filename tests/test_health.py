@@ -115,3 +115,10 @@ def test_the_api_lists_each_endpoints_state_and_what_it_said(loa: Loa, api: Api)
     assert row["state"] == "up" and row["commune"] == THO_BINH
     assert row["agent_version"] == "loa-agent/0.1.0" and row["clock_offset_seconds"] == 1.5
     assert row["last_seen"].endswith("+07:00") and row["virtual"] is False
+
+
+def test_an_endpoints_password_is_never_shown(loa: Loa, api: Api) -> None:
+    address = "icecast://source:s3cret@127.0.0.1:8000/thoson.mp3"
+    service.create_endpoint(loa, ADMIN, THO_SON, "Đài xã", "icecast", address)
+    (row,) = [r for r in api.get("/endpoints").json if r["kind"] == "icecast"]
+    assert row["address"] == "icecast://source:***@127.0.0.1:8000/thoson.mp3"

@@ -448,7 +448,7 @@ def list_endpoints() -> Response:
                     "commune": e.commune.code,
                     "name": e.name,
                     "kind": e.kind,
-                    "address": e.address,
+                    "address": service.public_address(e.address),
                     "state": e.state,
                     "state_since": asrun.local_iso(e.state_since, tz),
                     "last_seen": asrun.local_iso(e.last_seen_at, tz),

@@ -41,7 +41,7 @@ def _page(token: str | None = None) -> str:
                     "commune": e.commune.name,
                     "name": e.name,
                     "kind": e.kind,
-                    "address": e.address or "",
+                    "address": service.public_address(e.address) or "",
                     "state": e.state,
                     # Simulated and operator-confirmed endpoints have no device to be online.
                     "label": {"virtual": "virtual speaker", "manual": "operator confirms"}.get(
