@@ -171,6 +171,7 @@ class Item:
     duration_seconds: float
     sha256: str
     audio_url: str
+    status: str = "scheduled"  # as the server last saw it: "delivered" once it knows we hold it
 
     @classmethod
     def from_json(cls, data: Any) -> Item:
@@ -187,6 +188,7 @@ class Item:
                 duration_seconds=float(data["duration_seconds"]),
                 sha256=str(data["sha256"]),
                 audio_url=str(data["audio_url"]),
+                status=str(data.get("status", "scheduled")),
             )
         except KeyError as exc:
             raise ValueError(f"missing {exc}") from None
@@ -211,6 +213,7 @@ class Item:
             "duration_seconds": self.duration_seconds,
             "sha256": self.sha256,
             "audio_url": self.audio_url,
+            "status": self.status,
         }
 
 
@@ -262,6 +265,7 @@ class Agent:
         self.warned: set[int] = set()
         self.version: str | None = None
         self.cache_error: str | None = None  # told to the server until a download succeeds
+        self._told_delivered: set[int] = set()  # "delivered" sent by this process
         self.refused = False
         self._token_confirmed = False
         self._pruned_at: datetime | None = None
@@ -575,6 +579,11 @@ class Agent:
     def _fetch(self, item: Item) -> None:
         path = self._audio_path(item)
         if path.exists():
+            # Audio shared with another item (a repeat, the same bulletin elsewhere): this
+            # delivery is ready too, and the server should know it.
+            if item.status == "scheduled" and item.delivery_id not in self._told_delivered:
+                self._told_delivered.add(item.delivery_id)
+                self.queue_report(self._report(item.delivery_id, "delivered", self.now()))
             return
         fd, tmp_name = tempfile.mkstemp(dir=self.audio_dir, prefix=".tmp-")
         tmp = Path(tmp_name)
@@ -588,6 +597,7 @@ class Agent:
         finally:
             tmp.unlink(missing_ok=True)
         self.cache_error = None
+        self._told_delivered.add(item.delivery_id)
         log.info("delivery %s cached: %s", item.delivery_id, item.title)
         self.queue_report(self._report(item.delivery_id, "delivered", self.now()))
 

@@ -63,8 +63,14 @@ def serve(host: str, port: int, demo: bool, virtual_speakers: bool) -> None:
 
 
 @main.command()
-@click.option("--server", required=True, help="Loa server URL, e.g. http://127.0.0.1:8080")
-@click.option("--token", required=True, help="The endpoint's token (POST /api/v1/endpoints).")
+@click.option(
+    "--server", envvar="LOA_SERVER", required=True,
+    help="Loa server URL, e.g. http://127.0.0.1:8080 (or LOA_SERVER).",
+)
+@click.option(
+    "--token", envvar="LOA_TOKEN", required=True,
+    help="The endpoint's token (or LOA_TOKEN, which keeps it out of the process list).",
+)  # fmt: skip
 @click.option("--cache", type=click.Path(path_type=Path), help="Cache directory.")
 @click.option("--sink", type=click.Path(path_type=Path), help="Play into files in DIR.")
 def agent(server: str, token: str, cache: Path | None, sink: Path | None) -> None:

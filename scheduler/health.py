@@ -9,7 +9,7 @@ moves each endpoint whose state changed and records the change as an EndpointEve
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -24,11 +24,20 @@ DEVICE_KINDS = ("agent", "mqtt")
 
 
 @dataclass(frozen=True)
-class Beat:
-    at: datetime
+class Facts:
+    """What a device says of itself when it polls (absent values clear the old ones)."""
+
     agent_version: str | None = None
     cache_free_bytes: int | None = None
     clock_offset_seconds: float | None = None
+    missing_audio: int | None = None
+    cache_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Beat:
+    at: datetime
+    facts: Facts | None = None  # None: a report, which says nothing of the device
 
 
 class Heartbeats:
@@ -40,6 +49,9 @@ class Heartbeats:
 
     def beat(self, endpoint_id: int, beat: Beat) -> None:
         with self._lock:
+            old = self._pending.get(endpoint_id)
+            if beat.facts is None and old is not None:
+                beat = Beat(beat.at, old.facts)  # keep what the last poll said
             self._pending[endpoint_id] = beat
 
     def take(self) -> dict[int, Beat]:
@@ -49,20 +61,20 @@ class Heartbeats:
 
 
 def write_beats(session: Session, beats: dict[int, Beat]) -> None:
-    """One batched UPDATE for all beats; a field a device did not send keeps its value."""
-    rows = []
-    for endpoint_id, beat in beats.items():
-        row: dict[str, object] = {"id": endpoint_id, "last_seen_at": beat.at}
-        for name in ("agent_version", "cache_free_bytes", "clock_offset_seconds"):
-            if getattr(beat, name) is not None:
-                row[name] = getattr(beat, name)
-        rows.append(row)
-    # Group by the set of columns so each executemany has one statement shape.
-    shapes: dict[tuple[str, ...], list[dict[str, object]]] = {}
-    for row in rows:
-        shapes.setdefault(tuple(sorted(row)), []).append(row)
-    for group in shapes.values():
-        session.execute(update(Endpoint), group)
+    """Batched UPDATEs for all beats (one statement per shape)."""
+    with_facts = [
+        {"id": endpoint_id, "last_seen_at": beat.at, **asdict(beat.facts)}
+        for endpoint_id, beat in beats.items()
+        if beat.facts is not None
+    ]
+    seen_only = [
+        {"id": endpoint_id, "last_seen_at": beat.at}
+        for endpoint_id, beat in beats.items()
+        if beat.facts is None
+    ]
+    for rows in (with_facts, seen_only):
+        if rows:
+            session.execute(update(Endpoint), rows)
 
 
 def state_of(last_seen: datetime | None, now: datetime, late: timedelta, down: timedelta) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Integer,
     MetaData,
     String,
     Text,
@@ -165,6 +166,8 @@ class Endpoint(Base):
     agent_version: Mapped[str | None] = mapped_column(String(64))
     clock_offset_seconds: Mapped[float | None] = mapped_column(Float)
     cache_free_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    missing_audio: Mapped[int | None] = mapped_column(Integer)  # items it could not fetch yet
+    cache_error: Mapped[str | None] = mapped_column(String(32))  # e.g. disk_full
 
     commune: Mapped[Area] = relationship()
 

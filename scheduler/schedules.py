@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scheduler.errors import InvalidInput
-from scheduler.health import Beat
+from scheduler.health import Beat, Facts
 from scheduler.models import (
     Area,
     AudioAsset,
@@ -117,7 +117,11 @@ def parse_beat(args: Mapping[str, str], now: datetime) -> Beat:
 
     return Beat(
         at=now,
-        agent_version=args.get("agent_version", "")[:64] or None,
-        cache_free_bytes=number("cache_free_bytes", int),
-        clock_offset_seconds=number("clock_offset_seconds", float),
+        facts=Facts(
+            agent_version=args.get("agent_version", "")[:64] or None,
+            cache_free_bytes=number("cache_free_bytes", int),
+            clock_offset_seconds=number("clock_offset_seconds", float),
+            missing_audio=number("missing_audio", int),
+            cache_error=args.get("cache_error", "")[:32] or None,
+        ),
     )

@@ -177,7 +177,7 @@ def record_reports(loa: Loa, endpoint_id: int, reports: Sequence[bc.PlayReport])
         endpoint = session.get(Endpoint, endpoint_id)
         if endpoint is None:
             raise NotFound(f"no endpoint has the id {endpoint_id}", "unknown_endpoint")
-        loa.heartbeats.beat(endpoint_id, health.Beat(loa.now()))
+        loa.heartbeats.beat(endpoint_id, health.Beat(loa.now()))  # no facts: keeps the poll's
         return sum(bc.record_report(session, endpoint, r, loa.now()) for r in reports)
 
 

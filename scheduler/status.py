@@ -11,12 +11,14 @@ from scheduler.models import Broadcast, BroadcastEvent, Delivery, Status
 
 S = Status
 TERMINAL = frozenset({S.PLAYED, S.PARTIAL, S.INTERRUPTED, S.FAILED, S.MISSED, S.CANCELLED})
-_PROOF = frozenset({S.PLAYING, S.PLAYED})
+# What a device may prove played, even with its "started" lost (an agent killed mid-item
+# reports the interruption when it restarts).
+_PROOF = frozenset({S.PLAYING, S.PLAYED, S.INTERRUPTED})
 
 # A device's proof of play is believed even after the server gave up on it (store-and-forward).
 DELIVERY_MOVES: dict[str, frozenset[str]] = {
-    S.SCHEDULED: frozenset({S.DELIVERED, S.PLAYING, S.PLAYED, S.FAILED, S.MISSED, S.CANCELLED}),
-    S.DELIVERED: frozenset({S.PLAYING, S.PLAYED, S.FAILED, S.MISSED, S.CANCELLED}),
+    S.SCHEDULED: _PROOF | {S.DELIVERED, S.FAILED, S.MISSED, S.CANCELLED},
+    S.DELIVERED: _PROOF | {S.FAILED, S.MISSED, S.CANCELLED},
     S.PLAYING: frozenset({S.PLAYED, S.INTERRUPTED, S.FAILED}),
     S.FAILED: _PROOF,
     S.MISSED: _PROOF,

@@ -449,6 +449,20 @@ def test_a_full_disk_is_reported_in_the_heartbeat_and_the_cached_audio_still_pla
     assert delivery(loa, first).status == "played"
 
 
+def test_a_repeat_whose_audio_is_already_cached_is_reported_delivered_too(box: Box) -> None:
+    loa = box.loa
+    bulletin_id = new_bulletin(loa, "Lịch tiếp công dân.")
+    first = schedule(loa, bulletin_id, 60)
+    agent = box.agent()
+    agent.sync_once(0)
+    agent.flush()
+    repeat = schedule(loa, bulletin_id, 120)  # the same audio, another delivery
+    agent.sync_once(0)
+    agent.flush()
+    assert first.sha256 == repeat.sha256
+    assert delivery(loa, first).status == delivery(loa, repeat).status == "delivered"
+
+
 def test_audio_still_missing_minutes_after_scheduling_is_warned_long_before_its_time(
     box: Box, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -211,3 +211,15 @@ def test_an_emergency_interrupts_the_broadcast_playing_in_the_commune(live: Loa)
         wait_for_status(live, second.id, Status.PLAYED)
     finally:
         dispatcher.shutdown()
+
+
+def test_an_interruption_reported_without_its_lost_start_is_still_recorded(loa: Loa) -> None:
+    endpoint, _ = service.create_endpoint(loa, ADMIN, THO_SON, "Cụm 1", "agent")
+    (b,) = service.schedule_bulletin(loa, CENTRE, make_bulletin(loa), [THO_SON], None)
+    loa.clock.advance(600)  # type: ignore[attr-defined]
+    close(loa, b.id)
+    assert broadcast(loa, b.id).status == Status.MISSED
+    with loa.transaction() as s:
+        report = bc.PlayReport(b.deliveries[0].id, "interrupted", loa.now(), "agent restarted")
+        assert bc.record_report(s, s.merge(endpoint), report, loa.now())
+    assert broadcast(loa, b.id).status == Status.INTERRUPTED

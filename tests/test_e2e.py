@@ -149,6 +149,15 @@ def test_an_agent_with_a_wrong_token_is_refused_and_says_so(server: Server, tmp_
     assert "server refused this agent's token" in log and "invalid_token" in log
 
 
+def test_an_agent_takes_its_server_and_token_from_the_environment(
+    server: Server, tmp_path: Path
+) -> None:
+    server.env.update(LOA_SERVER=server.url, LOA_TOKEN="loa_not-a-real-token")
+    agent = server.start("agent", "--cache", str(tmp_path / "cache"), log="env-agent.log")
+    assert agent.wait(timeout=20) == 2  # it reached the server, which refused the token
+    assert "invalid_token" in (tmp_path / "env-agent.log").read_text()
+
+
 def test_a_newcomer_schedules_a_bulletin_in_the_panel_and_sees_it_played(demo: Server) -> None:
     web = requests.Session()
 

@@ -109,11 +109,17 @@ def test_the_dispatching_process_vouches_for_the_speakers_it_drives(loa: Loa) ->
 
 def test_the_api_lists_each_endpoints_state_and_what_it_said(loa: Loa, api: Api) -> None:
     e, token = service.create_endpoint(loa, ADMIN, THO_BINH, "Cụm 1", "agent")
-    poll(api, token, agent_version="loa-agent/0.1.0", clock_offset_seconds="1.5")
+    poll(api, token, agent_version="loa-agent/0.1.0", clock_offset_seconds="1.5",
+         missing_audio="2", cache_error="disk_full")  # fmt: skip
     service.sweep_health(loa)
     (row,) = [r for r in api.get("/endpoints").json if r["id"] == e.id]
+    assert row["missing_audio"] == 2 and row["cache_error"] == "disk_full"
     assert row["state"] == "up" and row["commune"] == THO_BINH
     assert row["agent_version"] == "loa-agent/0.1.0" and row["clock_offset_seconds"] == 1.5
+    poll(api, token, agent_version="loa-agent/0.1.0")  # the disk has room again
+    service.sweep_health(loa)
+    (row,) = [r for r in api.get("/endpoints").json if r["id"] == e.id]
+    assert row["cache_error"] is None and row["missing_audio"] is None
     assert row["last_seen"].endswith("+07:00") and row["virtual"] is False
 
 

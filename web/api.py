@@ -456,6 +456,8 @@ def list_endpoints() -> Response:
                     "agent_version": e.agent_version,
                     "clock_offset_seconds": e.clock_offset_seconds,
                     "cache_free_bytes": e.cache_free_bytes,
+                    "missing_audio": e.missing_audio,
+                    "cache_error": e.cache_error,
                     "virtual": e.kind == "virtual",
                 }
                 for e in session.scalars(q.options(joinedload(Endpoint.commune)))

@@ -52,6 +52,8 @@ def _page(token: str | None = None) -> str:
                     "version": e.agent_version or "",
                     "offset": f"{offset:+.2f} s" if offset is not None else "",
                     "free": _size(e.cache_free_bytes),
+                    "missing": e.missing_audio or 0,
+                    "cache_error": e.cache_error or "",
                 }
             )
         communes = [{"code": c.code, "name": c.name} for c in areas.communes(session)]

@@ -78,6 +78,8 @@ VI: dict[str, str] = {
     "Agent": "Phiên bản",
     "Clock offset": "Lệch đồng hồ",
     "Free cache": "Bộ nhớ trống",
+    "disk_full": "đầy bộ nhớ",
+    "items without audio": "mục chưa tải được âm thanh",
     "Address": "Địa chỉ",
     "New endpoint": "Thêm thiết bị",
     "mqtt": "Thiết bị MQTT",

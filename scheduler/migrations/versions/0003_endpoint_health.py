@@ -26,6 +26,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("agent_version", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("clock_offset_seconds", sa.Float(), nullable=True))
         batch.add_column(sa.Column("cache_free_bytes", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("missing_audio", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("cache_error", sa.String(length=32), nullable=True))
     op.create_table(
         "endpoint_events",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -55,6 +57,8 @@ def downgrade() -> None:
     op.drop_table("endpoint_events")
     with op.batch_alter_table("endpoints") as batch:
         for column in (
+            "cache_error",
+            "missing_audio",
             "cache_free_bytes",
             "clock_offset_seconds",
             "agent_version",
