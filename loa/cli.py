@@ -64,7 +64,9 @@ def serve(host: str, port: int, demo: bool, virtual_speakers: bool) -> None:
 
 @main.command()
 @click.option(
-    "--server", envvar="LOA_SERVER", required=True,
+    "--server",
+    envvar="LOA_SERVER",
+    required=True,
     help="Loa server URL, e.g. http://127.0.0.1:8080 (or LOA_SERVER).",
 )
 @click.option(
