@@ -33,11 +33,13 @@ import requests
 
 from audio.playout import Cue, Output, PlayEvent, Playout
 from audio.render import file_sha256
+from loa.agent_mqtt import CommandListener
 from scheduler.clock import Clock, SystemClock
 
 log = logging.getLogger("loa.agent")
 
 POLL_WAIT_SECONDS = 25
+MQTT_HEARTBEAT_SECONDS = 30  # with MQTT wake-ups, a plain poll this often says "alive"
 HTTP_TIMEOUT_SECONDS = 10
 KEEP_PLAYED = timedelta(days=2)  # played items, and audio no item needs, are kept this long
 PRUNE_EVERY = timedelta(minutes=5)  # pruning scans the cache directory: not at every poll
@@ -266,6 +268,9 @@ class Agent:
         self.version: str | None = None
         self.cache_error: str | None = None  # told to the server until a download succeeds
         self._told_delivered: set[int] = set()  # "delivered" sent by this process
+        # MQTT wake-ups when the server pushes that way; False: it said so but cannot be used.
+        self.wakeups: CommandListener | bool | None = None
+        self._wake = threading.Event()
         self.refused = False
         self._token_confirmed = False
         self._pruned_at: datetime | None = None
@@ -528,6 +533,7 @@ class Agent:
         except (KeyError, TypeError, ValueError) as exc:
             raise ServerUnreachable(f"malformed schedule answer: {exc!r}") from None
         self._token_confirmed = True
+        self._listen_for_wakeups(data)
         fresh: dict[int, Item] = {}
         for raw in listed:
             try:
@@ -556,6 +562,30 @@ class Agent:
         self._schedule_changed.set()
         self._prune()
         self._fetch_missing()
+
+    def _listen_for_wakeups(self, data: dict[str, Any]) -> None:
+        """When the server pushes by MQTT, subscribe to this endpoint's commands (once)."""
+        push, endpoint = data.get("mqtt"), data.get("endpoint")
+        if self.wakeups is not None or not isinstance(push, dict) or not isinstance(endpoint, dict):
+            return
+        try:
+            listener = CommandListener(
+                str(push.get("url")),
+                int(endpoint["id"]),
+                self._on_command,
+                on_connect=self._wake.set,  # commands may have been lost meanwhile: sync
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("cannot use the server's MQTT push (%s); long-polling instead", exc)
+            self.wakeups = False
+            return
+        listener.start()
+        self.wakeups = listener
+        log.info("listening for wake-ups on %s", listener.topic)
+
+    def _on_command(self, command: dict[str, Any]) -> None:
+        if command.get("action") == "sync":
+            self._wake.set()  # from paho's thread: the main loop polls at once
 
     def _fetch_missing(self) -> None:
         with self._lock:
@@ -715,6 +745,9 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+        if isinstance(self.wakeups, CommandListener):
+            self.wakeups.stop()
         self._schedule_changed.set()
         self._outbox_changed.set()
 
@@ -731,7 +764,14 @@ class Agent:
         try:
             while not self._stop.is_set():
                 try:
-                    self.sync_once(self.poll_wait)
+                    if isinstance(self.wakeups, CommandListener) and self.wakeups.connected:
+                        # MQTT says when to look: a short poll, then wait for `sync` (or
+                        # the next heartbeat); no request is held open meanwhile.
+                        self._wake.clear()
+                        self.sync_once(0)
+                        self._wake.wait(MQTT_HEARTBEAT_SECONDS)
+                    else:
+                        self.sync_once(self.poll_wait)
                     backoff = 1.0
                     continue
                 except ServerRefused as exc:

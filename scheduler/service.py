@@ -151,9 +151,12 @@ def schedule_bulletin(
     ids = [b.id for b in created]
     for listener in loa.on_scheduled:
         listener(ids)
+    by_kind: dict[str, list[int]] = {}
     for endpoint_id, kind in endpoints:
+        by_kind.setdefault(kind, []).append(endpoint_id)
+    for kind, endpoint_ids in by_kind.items():
         if kind in loa.drivers:
-            loa.drivers[kind].announce(endpoint_id)
+            loa.drivers[kind].announce_many(endpoint_ids)
     return created
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 import requests
 import uvicorn
+from sqlalchemy import event
 
 from scheduler import service
 from scheduler.clock import SystemClock
@@ -167,3 +168,21 @@ def test_a_woken_agent_gets_the_same_schedule_the_view_gives(front: Front) -> No
     assert {**answer, "server_time": None} == {**view, "server_time": None}
     assert answer["items"][0]["audio_url"].startswith("/api/v1/audio/")
     assert endpoint_id in front.loa.heartbeats.take()
+
+
+def test_an_idle_agents_repeated_polls_cost_no_query(front: Front) -> None:
+    _, token, version = endpoint_with_version(front, "Cụm 1")
+    params = {"version": version, "wait": "0.5"}
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{front.url}/api/v1/agent/schedule"
+    assert requests.get(url, params=params, headers=headers, timeout=5).status_code == 200
+    queries: list[str] = []
+    listener = lambda *args: queries.append(args[2])  # noqa: E731 - (conn, cursor, statement, …)
+    event.listen(front.loa.engine, "before_cursor_execute", listener)
+    try:
+        for _ in range(3):
+            r = requests.get(url, params=params, headers=headers, timeout=5)
+            assert r.status_code == 200 and r.json()["version"] == version
+    finally:
+        event.remove(front.loa.engine, "before_cursor_execute", listener)
+    assert queries == []

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,7 +36,10 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_PATH = "/api/v1/agent/schedule"
 GONE = "the token is unknown or revoked"
-TOKEN_CACHE_SECONDS = 60.0  # a revoked token may still wait this long; its answer is refused
+TOKEN_CACHE_SECONDS = 60.0
+# A schedule document is rebuilt at least this often even when nothing changed, so items
+# entering the horizon and statuses moved by reports reach the agent.
+DOC_TTL_SECONDS = 300.0  # a revoked token may still wait this long; its answer is refused
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,6 +61,8 @@ class LongPollFront:
         # Answers wanted in this turn of the loop, built together in one worker call.
         self._wanted: dict[int, list[asyncio.Future[dict[str, Any] | None]]] = {}
         self._prefix = ""
+        # The last schedule built for each endpoint: (version, fresh until, document).
+        self._docs: dict[int, tuple[str, float, dict[str, Any]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -126,7 +132,16 @@ class LongPollFront:
         return True
 
     async def _schedule(self, endpoint_id: int) -> dict[str, Any] | None:
-        """This endpoint's schedule, built with every other one wanted in the same turn."""
+        """This endpoint's schedule: kept from the last answer while its version holds (an
+        idle agent's poll that timed out costs no query), else built with every other one
+        wanted in the same turn."""
+        cached = self._docs.get(endpoint_id)
+        if (
+            cached is not None
+            and cached[0] == self.loa.notifier.version(endpoint_id)
+            and cached[1] > time.monotonic()
+        ):
+            return _refreshed(cached[2], self.loa.now())
         assert self.loop is not None
         future: asyncio.Future[dict[str, Any] | None] = self.loop.create_future()
         if not self._wanted:
@@ -144,6 +159,12 @@ class LongPollFront:
                     if not future.done():
                         future.set_exception(exc)
             return
+        fresh_until = time.monotonic() + DOC_TTL_SECONDS
+        if len(self._docs) > 2 * len(docs) + 10_000:  # forget agents gone for good
+            now = time.monotonic()
+            self._docs = {k: v for k, v in self._docs.items() if v[1] > now}
+        for endpoint_id, doc in docs.items():
+            self._docs[endpoint_id] = (doc["version"], fresh_until, doc)
         for endpoint_id, futures in wanted.items():
             for future in futures:
                 if not future.done():
@@ -181,6 +202,12 @@ class LongPollFront:
             return session.scalar(
                 select(Endpoint.id).where(Endpoint.token_hash == hashed, Endpoint.active.is_(True))
             )
+
+
+def _refreshed(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A kept document as of `now`: the server's time, items past their latest start gone."""
+    items = [i for i in doc["items"] if datetime.fromisoformat(i["play_until"]) > now]
+    return {**doc, "server_time": now.isoformat(), "items": items}
 
 
 async def _json(send: Send, status: int, doc: dict[str, Any]) -> None:

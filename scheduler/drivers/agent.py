@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from scheduler.drivers.base import Driver, DriverError, PlayItem
 from scheduler.notify import ChangeNotifier
 
 
 class AgentDriver(Driver):
     kind = "agent"
+    push: Callable[[int], None] | None = None  # an MQTT wake-up (`sync`), when a broker is set
 
     def __init__(self, notifier: ChangeNotifier) -> None:
         self.notifier = notifier
 
     def announce(self, endpoint_id: int) -> None:
-        self.notifier.notify(endpoint_id)  # wakes the agent's long-poll
+        self.announce_many([endpoint_id])
+
+    def announce_many(self, endpoint_ids: list[int]) -> None:
+        self.notifier.notify_many(endpoint_ids)  # wakes their long-polls, in one batch
+        if self.push is not None:
+            for endpoint_id in endpoint_ids:
+                self.push(endpoint_id)
 
     def start(self, item: PlayItem) -> None:
         error = self.start_many([item]).get(item.delivery_id)

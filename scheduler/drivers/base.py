@@ -42,6 +42,11 @@ class Driver(ABC):
     def announce(self, endpoint_id: int) -> None:  # noqa: B027 - optional hook
         """The endpoint's schedule changed; push-capable drivers tell it now."""
 
+    def announce_many(self, endpoint_ids: list[int]) -> None:
+        """Several endpoints' schedules changed together (a district-wide bulletin)."""
+        for endpoint_id in endpoint_ids:
+            self.announce(endpoint_id)
+
     @abstractmethod
     def start(self, item: PlayItem) -> None:
         """It is the item's time: make the endpoint play it. Raises DriverError."""
