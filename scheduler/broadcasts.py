@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from scheduler.auth import MANAGERS, Actor
 from scheduler.bulletins import require_approved
@@ -212,6 +213,20 @@ def parse_report(data: object) -> PlayReport:
         sha256=texts["sha256"],
         clock_offset_seconds=None if offset is None else float(offset),
     )
+
+
+def load_deliveries(session: Session, delivery_ids: Sequence[int]) -> None:
+    """Load these deliveries with their broadcasts' deliveries and audio in three queries,
+    so applying a batch of reports runs no query per report."""
+    session.scalars(
+        select(Delivery)
+        .where(Delivery.id.in_(set(delivery_ids)))
+        .options(
+            selectinload(Delivery.broadcast).options(
+                selectinload(Broadcast.deliveries), selectinload(Broadcast.audio)
+            )
+        )
+    ).all()
 
 
 def record_report(session: Session, endpoint: Endpoint, report: PlayReport, now: datetime) -> bool:

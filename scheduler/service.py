@@ -181,6 +181,7 @@ def record_reports(loa: Loa, endpoint_id: int, reports: Sequence[bc.PlayReport])
         if endpoint is None:
             raise NotFound(f"no endpoint has the id {endpoint_id}", "unknown_endpoint")
         loa.heartbeats.beat(endpoint_id, health.Beat(loa.now()))  # no facts: keeps the poll's
+        bc.load_deliveries(session, [r.delivery_id for r in reports])
         return sum(bc.record_report(session, endpoint, r, loa.now()) for r in reports)
 
 
