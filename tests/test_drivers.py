@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import waitress
+from sqlalchemy import select
 
 from audio.playout import file_sink_output
 from loa.agent import Agent, AgentClient
@@ -19,9 +20,13 @@ from scheduler import service
 from scheduler.clock import SystemClock
 from scheduler.context import Loa, build_loa
 from scheduler.dispatch import Dispatcher
-from scheduler.models import Status
+from scheduler.drivers.mqtt import install_mqtt
+from scheduler.models import BroadcastEvent, Status
 from scheduler.settings import Settings
+from scheduler.wiring import install_drivers
 from tests.conftest import ADMIN, CENTRE, THO_SON, free_port
+from tests.icecast_server import running_icecast
+from tests.mqtt_broker import FakeDevice, running_mosquitto
 from tests.test_dispatch import wait_for_status, with_virtual_speakers
 from tests.test_scheduling import make_bulletin
 from web import create_app
@@ -32,6 +37,7 @@ class Endpoint:
     loa: Loa
     kind: str
     sink: Path | None = None
+    proof: str | None = None  # what the played event's detail must say
 
 
 def run_virtual(loa: Loa, tmp_path: Path) -> Iterator[Endpoint]:
@@ -60,7 +66,38 @@ def run_agent(loa: Loa, tmp_path: Path) -> Iterator[Endpoint]:
     server.close()
 
 
-DRIVERS = {"virtual": run_virtual, "agent": run_agent}
+def run_icecast(loa: Loa, tmp_path: Path) -> Iterator[Endpoint]:
+    """A real icecast2 server; the commune's mount is the endpoint's address."""
+    with running_icecast() as icecast:
+        install_drivers(loa, virtual_speakers=False)
+        address = icecast.mount_address("thoson.mp3")
+        service.create_endpoint(loa, ADMIN, THO_SON, "Đài xã (icecast)", "icecast", address)
+        yield Endpoint(loa, "icecast", proof="icecast listed the source 'Loa delivery ")
+
+
+def run_local(loa: Loa, tmp_path: Path) -> Iterator[Endpoint]:
+    """The server's sound card, faked at the device: ALSA's null PCM."""
+    install_drivers(loa, virtual_speakers=False)
+    service.create_endpoint(loa, ADMIN, THO_SON, "Phòng máy huyện", "local", "null")
+    yield Endpoint(loa, "local", proof="to ALSA device 'null'")
+
+
+def run_mqtt(loa: Loa, tmp_path: Path) -> Iterator[Endpoint]:
+    """A real Mosquitto between the server's MQTT bridge and a third-party device that
+    only obeys `play` (a paho client in this process)."""
+    with running_mosquitto() as broker:
+        loa.settings = replace(loa.settings, mqtt_url=broker.url)
+        bridge = install_mqtt(loa, client_id="loa-test-scheduler")
+        assert bridge is not None and bridge.wait_connected(10)
+        endpoint, _ = service.create_endpoint(loa, ADMIN, THO_SON, "Loa IoT", "mqtt")
+        device = FakeDevice(broker, endpoint.id)
+        yield Endpoint(loa, "mqtt")
+        device.close()
+        bridge.close()
+
+
+DRIVERS = {"virtual": run_virtual, "agent": run_agent, "icecast": run_icecast, "local": run_local}
+DRIVERS["mqtt"] = run_mqtt
 
 
 @pytest.fixture(params=list(DRIVERS))
@@ -90,3 +127,12 @@ def test_the_endpoint_plays_at_the_scheduled_time_and_proves_it(endpoint: Endpoi
     assert abs(length - made.audio.duration_seconds) < 1.0
     if endpoint.sink is not None:
         assert len(list(endpoint.sink.glob("*.mp3"))) == 1
+    if endpoint.proof is not None:
+        with loa.transaction() as session:
+            (reason,) = session.scalars(
+                select(BroadcastEvent.reason).where(
+                    BroadcastEvent.delivery_id == delivery.id,
+                    BroadcastEvent.to_status == Status.PLAYED,
+                )
+            )
+        assert endpoint.proof in (reason or "")
