@@ -215,10 +215,11 @@ def parse_report(data: object) -> PlayReport:
     )
 
 
-def load_deliveries(session: Session, delivery_ids: Sequence[int]) -> None:
+def load_deliveries(session: Session, delivery_ids: Sequence[int]) -> Sequence[Delivery]:
     """Load these deliveries with their broadcasts' deliveries and audio in three queries,
-    so applying a batch of reports runs no query per report."""
-    session.scalars(
+    so applying a batch of reports runs no query per report. Keep the list while applying:
+    the session holds its objects only weakly."""
+    return session.scalars(
         select(Delivery)
         .where(Delivery.id.in_(set(delivery_ids)))
         .options(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, update
 from sqlalchemy.orm import Session
 
 from scheduler.models import Endpoint, EndpointEvent
@@ -85,36 +86,39 @@ def state_of(last_seen: datetime | None, now: datetime, late: timedelta, down: t
 
 def move_states(
     session: Session, now: datetime, late: timedelta, down: timedelta
-) -> list[EndpointEvent]:
-    """Move every active endpoint whose heartbeat says another state; one row per move."""
+) -> list[dict[str, Any]]:
+    """Move every active endpoint whose heartbeat says another state, recording one
+    `endpoint_events` row per move (returned as dicts). Set-based — one UPDATE per
+    (old, new) pair — so 10,000 endpoints going quiet together hold the database for
+    milliseconds; conditional, so two sweeping processes never record a move twice."""
     up_since, late_since = now - late, now - down
-    stale = or_(
-        (Endpoint.last_seen_at >= up_since) & (Endpoint.state != UP),
-        (Endpoint.last_seen_at < up_since)
-        & (Endpoint.last_seen_at >= late_since)
-        & (Endpoint.state != LATE),
-        or_(Endpoint.last_seen_at.is_(None), Endpoint.last_seen_at < late_since)
-        & (Endpoint.state != DOWN),
-    )
-    moves = session.execute(
-        select(Endpoint.id, Endpoint.state, Endpoint.last_seen_at).where(
-            Endpoint.active.is_(True), stale
-        )
-    ).all()
-    events = []
-    for endpoint_id, old, seen in moves:
-        new = state_of(seen, now, late, down)
-        # Conditional: another process may have moved it first.
-        result = session.execute(
-            update(Endpoint)
-            .where(Endpoint.id == endpoint_id, Endpoint.state == old)
-            .values(state=new, state_since=now)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            reason = "no heartbeat yet" if seen is None else f"last heartbeat {seen.isoformat()}"
-            event = EndpointEvent(
-                endpoint_id=endpoint_id, at=now, from_state=old, to_state=new, reason=reason
+    wanted = {
+        UP: Endpoint.last_seen_at >= up_since,
+        LATE: (Endpoint.last_seen_at < up_since) & (Endpoint.last_seen_at >= late_since),
+        DOWN: or_(Endpoint.last_seen_at.is_(None), Endpoint.last_seen_at < late_since),
+    }
+    events: list[dict[str, Any]] = []
+    for new, condition in wanted.items():
+        for old in (state for state in wanted if state != new):
+            moved = session.execute(
+                update(Endpoint)
+                .where(Endpoint.active.is_(True), Endpoint.state == old, condition)
+                .values(state=new, state_since=now)
+                .returning(Endpoint.id, Endpoint.last_seen_at)
+                .execution_options(synchronize_session=False)
+            ).all()
+            events.extend(
+                {
+                    "endpoint_id": endpoint_id,
+                    "at": now,
+                    "from_state": old,
+                    "to_state": new,
+                    "reason": "no heartbeat yet"
+                    if seen is None
+                    else f"last heartbeat {seen.isoformat()}",
+                }
+                for endpoint_id, seen in moved
             )
-            session.add(event)
-            events.append(event)
+    if events:
+        session.execute(insert(EndpointEvent), events)
     return events

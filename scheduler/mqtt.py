@@ -42,14 +42,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from scheduler import broadcasts as bc
 from scheduler.context import Loa
 from scheduler.drivers.base import DriverError
 from scheduler.errors import InvalidInput, LoaError, NotFound
 from scheduler.health import Beat, Facts
-from scheduler.models import Broadcast, Delivery, Endpoint
+from scheduler.models import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -257,14 +257,7 @@ def _record(
     }
     # The deliveries, their broadcasts and those broadcasts' deliveries in a few queries,
     # not a few per event; held here, as the session's identity map holds them weakly.
-    loaded = session.scalars(
-        select(Delivery)
-        .where(Delivery.id.in_(sorted({r.delivery_id for _, _, r in parsed})))
-        .options(
-            selectinload(Delivery.broadcast).selectinload(Broadcast.deliveries),
-            selectinload(Delivery.broadcast).selectinload(Broadcast.audio),
-        )
-    ).all()
+    loaded = bc.load_deliveries(session, [r.delivery_id for _, _, r in parsed])
     for i, endpoint_id, report in parsed:
         endpoint = endpoints.get(endpoint_id)
         if endpoint is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select, update
@@ -27,7 +28,6 @@ from scheduler.models import (
     Bulletin,
     Delivery,
     Endpoint,
-    EndpointEvent,
     Priority,
     Status,
 )
@@ -181,8 +181,10 @@ def record_reports(loa: Loa, endpoint_id: int, reports: Sequence[bc.PlayReport])
         if endpoint is None:
             raise NotFound(f"no endpoint has the id {endpoint_id}", "unknown_endpoint")
         loa.heartbeats.beat(endpoint_id, health.Beat(loa.now()))  # no facts: keeps the poll's
-        bc.load_deliveries(session, [r.delivery_id for r in reports])
-        return sum(bc.record_report(session, endpoint, r, loa.now()) for r in reports)
+        loaded = bc.load_deliveries(session, [r.delivery_id for r in reports])
+        changed = sum(bc.record_report(session, endpoint, r, loa.now()) for r in reports)
+        del loaded  # held until every report is applied
+        return changed
 
 
 def record_play_event(loa: Loa, endpoint_id: int, event: PlayEvent) -> None:
@@ -285,7 +287,7 @@ def sync_virtual_speakers(loa: Loa, enabled: bool) -> int:
     return active
 
 
-def sweep_health(loa: Loa) -> list[EndpointEvent]:
+def sweep_health(loa: Loa) -> list[dict[str, Any]]:
     """Write the heartbeats held in memory, then move endpoints to up / late / down.
 
     This process vouches for the endpoints it drives itself (virtual, local, icecast,
@@ -304,6 +306,8 @@ def sweep_health(loa: Loa) -> list[EndpointEvent]:
             )
         health.write_beats(session, beats)
         events = health.move_states(session, now, late, down)
-    for event in events:
-        log.info("endpoint %s: %s -> %s", event.endpoint_id, event.from_state, event.to_state)
+    for event in events[:20]:
+        log.info("endpoint %(endpoint_id)s: %(from_state)s -> %(to_state)s", event)
+    if len(events) > 20:
+        log.info("... and %d more endpoint state changes", len(events) - 20)
     return events

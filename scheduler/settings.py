@@ -33,6 +33,9 @@ class Settings:
     paragraph_pause_ms: int = 700
     max_chars: int = 20000
     mqtt_url: str | None = None
+    # The broker as devices reach it (told to agents in their schedule): never the
+    # server's own credentials. Default: LOA_MQTT_URL without its user and password.
+    mqtt_device_url: str | None = None
     # An endpoint is late after this long without a heartbeat, down after the second.
     endpoint_late_seconds: int = 90
     endpoint_down_seconds: int = 300
@@ -80,13 +83,22 @@ def _existing_file(env: dict[str, str], name: str) -> Path | None:
     return path
 
 
-def _mqtt_url(env: dict[str, str]) -> str | None:
-    raw = env.get("LOA_MQTT_URL") or ""
+def _device_url(env: dict[str, str], server_url: str | None) -> str | None:
+    explicit = _mqtt_url(env, "LOA_MQTT_DEVICE_URL")
+    if explicit or not server_url:
+        return explicit
+    parts = urlsplit(server_url)
+    host = parts.hostname or ""
+    return parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")).geturl()
+
+
+def _mqtt_url(env: dict[str, str], name: str = "LOA_MQTT_URL") -> str | None:
+    raw = env.get(name) or ""
     if not raw:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise SettingsError(f"LOA_MQTT_URL must look like mqtt://host:1883, got {raw!r}")
+        raise SettingsError(f"{name} must look like mqtt://host:1883, got {raw!r}")
     return raw
 
 
@@ -138,6 +150,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         paragraph_pause_ms=_int(env, "LOA_PARAGRAPH_PAUSE_MS", 700, 0),
         max_chars=_int(env, "LOA_MAX_CHARS", 20000, 100),
         mqtt_url=_mqtt_url(env),
+        mqtt_device_url=_device_url(env, _mqtt_url(env)),
         endpoint_late_seconds=_int(env, "LOA_ENDPOINT_LATE_SECONDS", 90, 10),
         endpoint_down_seconds=_int(env, "LOA_ENDPOINT_DOWN_SECONDS", 300, 20),
         confirm_after_minutes=_int(env, "LOA_CONFIRM_AFTER_MINUTES", 30, 1),

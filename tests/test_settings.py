@@ -27,6 +27,9 @@ def test_a_secret_key_is_created_once_and_kept(tmp_path: Path) -> None:
         ("LOA_GRACE_SECONDS", "soon", "whole number"),
         ("LOA_SECRET_KEY", "short", "at least 16"),
         ("LOA_GTTS_TIMEOUT", "fast", "seconds"),
+        ("LOA_MQTT_URL", "http://broker", "mqtt://host:1883"),
+        ("LOA_MQTT_DEVICE_URL", "broker:1883", "mqtt://host:1883"),
+        ("LOA_ENDPOINT_LATE_SECONDS", "2", "at least 10"),
     ],
 )
 def test_bad_settings_are_refused_with_the_variable_named(
@@ -35,3 +38,10 @@ def test_bad_settings_are_refused_with_the_variable_named(
     with pytest.raises(SettingsError, match=message) as raised:
         load_settings({"LOA_DATA": str(tmp_path), name: value})
     assert name in str(raised.value)
+
+
+def test_devices_are_told_the_broker_without_the_servers_credentials(tmp_path: Path) -> None:
+    env = {"LOA_DATA": str(tmp_path), "LOA_MQTT_URL": "mqtt://loa:s3cret@broker.lan:1883"}
+    assert load_settings(env).mqtt_device_url == "mqtt://broker.lan:1883"
+    env["LOA_MQTT_DEVICE_URL"] = "mqtts://loa.example.vn:8883"
+    assert load_settings(env).mqtt_device_url == "mqtts://loa.example.vn:8883"

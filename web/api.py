@@ -557,7 +557,7 @@ def schedule_documents(loa: Loa, endpoint_ids: list[int], prefix: str) -> dict[i
             horizon=timedelta(hours=loa.settings.horizon_hours),
             grace=loa.grace,
             audio_url=lambda sha256: f"{prefix}/api/v1/audio/{sha256}.mp3",
-            mqtt_url=loa.settings.mqtt_url,
+            mqtt_url=loa.settings.mqtt_device_url,
         )
     for endpoint_id, doc in docs.items():
         doc["version"] = versions[endpoint_id]

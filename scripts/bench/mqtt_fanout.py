@@ -48,6 +48,8 @@ import psutil
 from machine import describe
 from paho.mqtt.enums import CallbackAPIVersion
 
+from loa.serve import GC_THRESHOLDS
+
 PROVINCE = "38"  # Tỉnh Thanh Hóa: 559 communes in the 2021 list
 
 BROKER_CONFIG = """\
@@ -242,7 +244,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
-        "--gc-threshold", type=int, help="gc.set_threshold(N, 20, 100) in the server process"
+        "--gc-threshold",
+        type=int,
+        default=GC_THRESHOLDS[0],
+        help="gc.set_threshold(N, 20, 100) in the server process (default: loa serve's; 0: off)",
     )
     parser.add_argument(
         "--no-health", action="store_true", help="without the endpoint health sweep's timer"
