@@ -94,7 +94,7 @@ def filter_from_query(tz: ZoneInfo, args: Mapping[str, str]) -> LogFilter:
     )
 
 
-def _query(actor: Actor, f: LogFilter) -> Select[Broadcast]:
+def _query(actor: Actor, f: LogFilter, deliveries: bool = True) -> Select[Broadcast]:
     q = (
         select(Broadcast)
         .join(Broadcast.commune)
@@ -103,10 +103,11 @@ def _query(actor: Actor, f: LogFilter) -> Select[Broadcast]:
             selectinload(Broadcast.commune),
             selectinload(Broadcast.bulletin),
             selectinload(Broadcast.audio),
-            selectinload(Broadcast.deliveries).selectinload(Delivery.endpoint),
         )
         .order_by(Broadcast.scheduled_at, Area.code, Broadcast.id)
     )
+    if deliveries:
+        q = q.options(selectinload(Broadcast.deliveries).selectinload(Delivery.endpoint))
     if actor.role == Role.OPERATOR:
         q = q.where(Broadcast.commune_id == actor.commune_id)
     if f.start is not None:
@@ -122,8 +123,10 @@ def _query(actor: Actor, f: LogFilter) -> Select[Broadcast]:
     return q
 
 
-def query(session: Session, actor: Actor, f: LogFilter) -> list[Broadcast]:
-    return list(session.scalars(_query(actor, f)))
+def query(session: Session, actor: Actor, f: LogFilter, deliveries: bool = True) -> list[Broadcast]:
+    """The as-run rows; `deliveries=False` when the caller shows broadcasts only (a
+    district's day is thousands of deliveries)."""
+    return list(session.scalars(_query(actor, f, deliveries)))
 
 
 def local_iso(moment: datetime | None, tz: ZoneInfo) -> str | None:

@@ -7,8 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import Session, joinedload
 
 from scheduler.auth import Actor
 from scheduler.health import UP
@@ -50,7 +50,9 @@ def waiting_for_operator(
             Broadcast.scheduled_at >= now - LOOK_BACK,
             or_(
                 Broadcast.scheduled_at <= now - confirm_after,
-                (Broadcast.scheduled_at <= now) & Broadcast.id.in_(manual),
+                # No device to prove it (a manual endpoint, or none at all): ask at once.
+                (Broadcast.scheduled_at <= now)
+                & or_(Broadcast.id.in_(manual), ~Broadcast.deliveries.any()),
             ),
         )
         .options(joinedload(Broadcast.bulletin), joinedload(Broadcast.commune))
@@ -70,43 +72,49 @@ class Readiness:
 
 def readiness(session: Session, now: datetime, ahead: timedelta) -> list[Readiness]:
     """For each upcoming broadcast time, the communes whose every endpoint is ready:
-    an agent holds the audio, an MQTT device is up, a server-side driver has it."""
-    rows = session.scalars(
-        select(Broadcast)
+    an agent holds the audio, an MQTT device is up, a server-side driver has it.
+    Counted in the database (a district's day ahead is thousands of deliveries)."""
+    not_ready = case(
+        (Endpoint.kind.in_(SERVER_HELD), 0),
+        ((Endpoint.kind == "agent") & (Delivery.status == Status.DELIVERED), 0),
+        ((Endpoint.kind != "agent") & (Endpoint.state == UP), 0),
+        else_=1,
+    )
+    rows = session.execute(
+        select(
+            Broadcast.scheduled_at,
+            Broadcast.commune_id,
+            func.count(Delivery.id),
+            func.coalesce(func.sum(not_ready), 0),
+        )
+        .outerjoin(
+            Delivery,
+            (Delivery.broadcast_id == Broadcast.id) & (Delivery.status != Status.CANCELLED),
+        )
+        .outerjoin(Endpoint, Delivery.endpoint_id == Endpoint.id)
         .where(
             Broadcast.status.in_((Status.SCHEDULED, Status.DELIVERED)),
             Broadcast.scheduled_at > now,
             Broadcast.scheduled_at <= now + ahead,
         )
-        .options(
-            joinedload(Broadcast.commune),
-            selectinload(Broadcast.deliveries).joinedload(Delivery.endpoint),
-        )
+        .group_by(Broadcast.scheduled_at, Broadcast.commune_id)
         .order_by(Broadcast.scheduled_at)
-    )
-    communes: dict[datetime, dict[int, tuple[Area, bool]]] = defaultdict(dict)
-    for b in rows:
-        live = [d for d in b.deliveries if d.status != Status.CANCELLED]
-        ok = bool(live) and all(_ready(d) for d in live)
-        _, before = communes[b.scheduled_at].get(b.commune_id, (b.commune, True))
-        communes[b.scheduled_at][b.commune_id] = (b.commune, before and ok)
+    ).all()
+    areas = {
+        a.id: a for a in session.scalars(select(Area).where(Area.id.in_({r[1] for r in rows})))
+    }
+    by_time: dict[datetime, dict[int, bool]] = defaultdict(dict)
+    for at, commune_id, live, bad in rows:
+        ok = live > 0 and bad == 0
+        by_time[at][commune_id] = by_time[at].get(commune_id, True) and ok
     return [
         Readiness(
             at,
-            ready=[area for area, ok in by_commune.values() if ok],
-            not_ready=[area for area, ok in by_commune.values() if not ok],
+            ready=[areas[c] for c, ok in communes.items() if ok],
+            not_ready=[areas[c] for c, ok in communes.items() if not ok],
         )
-        for at, by_commune in communes.items()
+        for at, communes in by_time.items()
     ]
-
-
-def _ready(d: Delivery) -> bool:
-    kind = d.endpoint.kind
-    if kind in SERVER_HELD:
-        return True
-    if kind == "agent":
-        return d.status == Status.DELIVERED
-    return d.endpoint.state == UP
 
 
 @dataclass(frozen=True)

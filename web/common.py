@@ -10,7 +10,7 @@ from flask import current_app, flash
 from scheduler import asrun
 from scheduler.context import Loa
 from scheduler.errors import InvalidInput, LoaError
-from scheduler.models import OPEN_STATUSES, Broadcast, Status
+from scheduler.models import Broadcast, Status
 from web.i18n import error_text, translate
 
 
@@ -51,17 +51,10 @@ def actor_label(actor: str | None) -> str:
     return f"{translate(label)}: {name}" if name else translate(label)
 
 
-def broadcast_row(b: Broadcast, now: datetime) -> dict[str, Any]:
-    """A broadcast as the panel's tables show it, in local time."""
+def broadcast_row(b: Broadcast, now: datetime, awaiting: bool = False) -> dict[str, Any]:
+    """A broadcast as the panel's tables show it, in local time; `awaiting`: it waits
+    for the commune operator's word (scheduler.watch)."""
     late = asrun.lateness_seconds(b)
-    awaiting = (
-        b.confirmation is None
-        and b.scheduled_at <= now
-        and (
-            not b.deliveries
-            or any(d.endpoint.kind == "manual" and d.status in OPEN_STATUSES for d in b.deliveries)
-        )
-    )
     return {
         "id": b.id,
         "time": local(b.scheduled_at, "%H:%M"),

@@ -28,7 +28,7 @@ def index() -> str:
     rows = []
     with ctx.transaction() as session:
         try:
-            found = asrun.query(session, current_actor(), _filter())
+            found = asrun.query(session, current_actor(), _filter(), deliveries=False)
         except LoaError as exc:
             flash_error(exc)
             found = []

@@ -38,18 +38,20 @@ def index() -> str:
     totals: Counter[str] = Counter()
     settings = ctx.settings
     with ctx.transaction() as session:
-        for b in asrun.query(session, actor, f):
+        asked = watch.waiting_for_operator(
+            session, actor, now,
+            timedelta(minutes=settings.confirm_after_minutes),
+            timedelta(minutes=settings.escalate_after_minutes),
+        )  # fmt: skip
+        awaiting = {w.broadcast.id for w in asked}
+        for b in asrun.query(session, actor, f, deliveries=False):
             group = groups.setdefault(b.commune.code, {"name": b.commune.name, "rows": []})
-            group["rows"].append(broadcast_row(b, now))
+            group["rows"].append(broadcast_row(b, now, b.id in awaiting))
             totals[b.status] += 1
         waiting = [
-            {**broadcast_row(w.broadcast, now), "commune": w.broadcast.commune.name,
+            {**broadcast_row(w.broadcast, now, True), "commune": w.broadcast.commune.name,
              "day": local(w.broadcast.scheduled_at, "%d/%m"), "escalated": w.escalated}
-            for w in watch.waiting_for_operator(
-                session, actor, now,
-                timedelta(minutes=settings.confirm_after_minutes),
-                timedelta(minutes=settings.escalate_after_minutes),
-            )
+            for w in asked
         ]  # fmt: skip
         ready = [
             {
