@@ -230,8 +230,8 @@ def load_deliveries(session: Session, delivery_ids: Sequence[int]) -> Sequence[D
     ).all()
 
 
-def record_report(session: Session, endpoint: Endpoint, report: PlayReport, now: datetime) -> bool:
-    """Apply one endpoint report; returns False when it changes nothing (a repeat)."""
+def check_report(session: Session, endpoint: Endpoint, report: PlayReport) -> Delivery:
+    """The delivery a report is about, if the endpoint may report on it; changes nothing."""
     delivery = session.get(Delivery, report.delivery_id)
     if delivery is None:
         raise NotFound(f"no delivery has the id {report.delivery_id}", "unknown_delivery")
@@ -239,6 +239,13 @@ def record_report(session: Session, endpoint: Endpoint, report: PlayReport, now:
         raise Forbidden(f"delivery {delivery.id} is not for this endpoint", "wrong_endpoint")
     if report.kind not in _REPORT_STATUS:
         raise InvalidInput(f"unknown report kind {report.kind!r}", "invalid_report")
+    return delivery
+
+
+def record_report(session: Session, endpoint: Endpoint, report: PlayReport, now: datetime) -> bool:
+    """Apply one endpoint report; returns False when it changes nothing (a repeat).
+    Raises (changing nothing) when check_report refuses it."""
+    delivery = check_report(session, endpoint, report)
     new = _REPORT_STATUS[report.kind]
     detail = report.detail
     broadcast = delivery.broadcast

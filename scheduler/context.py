@@ -18,6 +18,7 @@ from scheduler.drivers.agent import AgentDriver
 from scheduler.drivers.base import Driver
 from scheduler.drivers.manual import ManualDriver
 from scheduler.health import Heartbeats
+from scheduler.ingest import ReportWriter
 from scheduler.notify import ChangeNotifier
 from scheduler.settings import Settings
 
@@ -31,9 +32,13 @@ class Loa:
     renderer: Renderer
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
     heartbeats: Heartbeats = field(default_factory=Heartbeats)
+    reports: ReportWriter = field(init=False)
     drivers: dict[str, Driver] = field(default_factory=dict)
     # Called with the ids of newly scheduled broadcasts, after they are committed.
     on_scheduled: list[Callable[[list[int]], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reports = ReportWriter(self.sessions, self.now)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -50,6 +55,7 @@ class Loa:
     def close(self) -> None:
         for driver in self.drivers.values():
             driver.close()
+        self.reports.close()  # after the drivers: their last events are reports
         self.engine.dispose()
 
 

@@ -21,7 +21,7 @@ from scheduler import areas, bulletins, documents, health, lexicon
 from scheduler import broadcasts as bc
 from scheduler.auth import MANAGERS, Actor, new_token
 from scheduler.context import Loa
-from scheduler.errors import InvalidInput, NotFound
+from scheduler.errors import InvalidInput
 from scheduler.models import (
     AudioAsset,
     Broadcast,
@@ -176,15 +176,9 @@ def confirm_broadcast(
 
 def record_reports(loa: Loa, endpoint_id: int, reports: Sequence[bc.PlayReport]) -> int:
     """Apply an endpoint's reports all together (or none); returns how many changed a status."""
-    with loa.transaction() as session:
-        endpoint = session.get(Endpoint, endpoint_id)
-        if endpoint is None:
-            raise NotFound(f"no endpoint has the id {endpoint_id}", "unknown_endpoint")
-        loa.heartbeats.beat(endpoint_id, health.Beat(loa.now()))  # no facts: keeps the poll's
-        loaded = bc.load_deliveries(session, [r.delivery_id for r in reports])
-        changed = sum(bc.record_report(session, endpoint, r, loa.now()) for r in reports)
-        del loaded  # held until every report is applied
-        return changed
+    changed = loa.reports.submit(endpoint_id, reports)  # with every other waiting batch
+    loa.heartbeats.beat(endpoint_id, health.Beat(loa.now()))  # no facts: keeps the poll's
+    return changed
 
 
 def record_play_event(loa: Loa, endpoint_id: int, event: PlayEvent) -> None:
