@@ -17,6 +17,8 @@ import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 from sqlalchemy import select
 
+from audio.playout import SilentOutput
+from loa.agent import Agent, AgentClient
 from loa.agent_mqtt import CommandListener
 from scheduler import broadcasts as bc
 from scheduler import service
@@ -35,10 +37,13 @@ from scheduler.models import (
     Status,
 )
 from scheduler.mqtt import BrokerAddress, MqttBridge, apply_events
-from tests.conftest import ADMIN, CENTRE, THO_BINH, THO_SON, make_settings
+from scheduler.settings import Settings
+from tests.conftest import ADMIN, CENTRE, THO_BINH, THO_SON, free_port, make_settings
 from tests.mqtt_broker import FakeDevice, Mosquitto, client, mosquitto, wait_for
 from tests.test_dispatch import broadcast, wait_for_status
 from tests.test_scheduling import make_bulletin
+from web import create_app
+from web.server import make_server, serve_in_thread
 
 __all__ = ["mosquitto"]  # the fixture, imported for pytest
 
@@ -369,3 +374,38 @@ def test_an_agent_is_woken_over_mqtt_when_its_schedule_changes(
     raw.disconnect()
     listener.stop()
     bridge.close()
+
+
+def test_the_reference_agent_listens_for_sync_instead_of_holding_a_long_poll(
+    settings: Settings, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    pushed = make_settings(settings.data_dir, LOA_MQTT_URL=mosquitto.url)
+    loa = build_loa(pushed, clock=SystemClock())
+    bridge = install_mqtt(loa, client_id="loa-test-serve")
+    assert bridge is not None and bridge.wait_connected(10)
+    port = free_port()
+    server = make_server(loa, create_app(loa), "127.0.0.1", port)
+    serve_in_thread(server)
+    endpoint, token = service.create_endpoint(loa, ADMIN, THO_SON, "Cụm loa 1", "agent")
+    agent = Agent(
+        AgentClient(f"http://127.0.0.1:{port}", token), tmp_path / "cache", SilentOutput()
+    )
+    runner = threading.Thread(target=agent.run, daemon=True)
+    runner.start()
+    try:
+        wait_for(
+            lambda: isinstance(agent.wakeups, CommandListener) and agent.wakeups.connected,
+            what="the agent's subscription",
+        )
+        made = service.schedule_bulletin(
+            loa, CENTRE, make_bulletin(loa), [THO_SON], loa.now() + timedelta(minutes=5)
+        )
+        delivery_id = made[0].deliveries[0].id
+        wait_for(lambda: delivery_id in agent.items, what="the item, after `sync`", timeout=3)
+    finally:
+        agent.stop()
+        runner.join(timeout=10)
+        server.should_exit = True
+        bridge.close()
+        loa.close()
+    assert endpoint.id == made[0].deliveries[0].endpoint_id
