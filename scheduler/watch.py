@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, func, or_, select, true
 from sqlalchemy.orm import Session, joinedload
 
 from scheduler.auth import Actor
@@ -70,7 +70,9 @@ class Readiness:
     not_ready: list[Area]
 
 
-def readiness(session: Session, now: datetime, ahead: timedelta) -> list[Readiness]:
+def readiness(
+    session: Session, now: datetime, ahead: timedelta, commune_id: int | None = None
+) -> list[Readiness]:
     """For each upcoming broadcast time, the communes whose every endpoint is ready:
     an agent holds the audio, an MQTT device is up, a server-side driver has it.
     Counted in the database (a district's day ahead is thousands of deliveries)."""
@@ -96,6 +98,7 @@ def readiness(session: Session, now: datetime, ahead: timedelta) -> list[Readine
             Broadcast.status.in_((Status.SCHEDULED, Status.DELIVERED)),
             Broadcast.scheduled_at > now,
             Broadcast.scheduled_at <= now + ahead,
+            Broadcast.commune_id == commune_id if commune_id is not None else true(),
         )
         .group_by(Broadcast.scheduled_at, Broadcast.commune_id)
         .order_by(Broadcast.scheduled_at)

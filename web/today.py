@@ -53,6 +53,7 @@ def index() -> str:
              "day": local(w.broadcast.scheduled_at, "%d/%m"), "escalated": w.escalated}
             for w in asked
         ]  # fmt: skip
+        mine = actor.commune_id if actor.role == Role.OPERATOR else None
         ready = [
             {
                 "at": local(r.at, "%H:%M %d/%m"),
@@ -61,7 +62,8 @@ def index() -> str:
                 "not_ready": ", ".join(a.name for a in r.not_ready[:8])
                 + (" …" if len(r.not_ready) > 8 else ""),
             }
-            for r in watch.readiness(session, now, READINESS_AHEAD)[:6]
+            # An operator sees their own commune's readiness only.
+            for r in watch.readiness(session, now, READINESS_AHEAD, mine)[:6]
         ]
         alerts = [
             {
