@@ -51,13 +51,17 @@ class ReportWriter:
     def submit(self, endpoint_id: int, reports: Sequence[bc.PlayReport]) -> int:
         """Apply one endpoint's reports, all or none; how many changed a status.
         Raises the LoaError that refused the batch."""
+        return self.enqueue(endpoint_id, reports).result(timeout=WAIT_SECONDS)
+
+    def enqueue(self, endpoint_id: int, reports: Sequence[bc.PlayReport]) -> Future[int]:
+        """Queue a batch; its future gives what `submit` returns (an event loop awaits it)."""
         answer: Future[int] = Future()
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="loa-reports", daemon=True)
                 self._thread.start()
         self._queue.put(_Batch(endpoint_id, reports, answer))
-        return answer.result(timeout=WAIT_SECONDS)
+        return answer
 
     def close(self) -> None:
         with self._lock:

@@ -186,3 +186,32 @@ def test_an_idle_agents_repeated_polls_cost_no_query(front: Front) -> None:
     finally:
         event.remove(front.loa.engine, "before_cursor_execute", listener)
     assert queries == []
+
+
+def test_reports_go_through_the_front_with_the_apis_answers_and_errors(front: Front) -> None:
+    _, token, _ = endpoint_with_version(front, "Cụm 1")
+    made = service.schedule_bulletin(
+        front.loa, CENTRE, make_bulletin(front.loa), [THO_SON], front.loa.now()
+    )
+    delivery_id = made[0].deliveries[0].id
+    url = f"{front.url}/api/v1/agent/reports"
+    at = front.loa.now().isoformat()
+
+    def post(body: object, who: str = token) -> requests.Response:
+        return requests.post(url, json=body, headers={"Authorization": f"Bearer {who}"}, timeout=5)
+
+    ok = post({"reports": [{"delivery_id": delivery_id, "kind": "delivered", "at": at}]})
+    assert ok.status_code == 200 and ok.json() == {"received": 1, "changed": 1}
+    again = post({"reports": [{"delivery_id": delivery_id, "kind": "delivered", "at": at}]})
+    assert again.json() == {"received": 1, "changed": 0}  # idempotent
+    unknown = post({"reports": [{"delivery_id": 999999, "kind": "started", "at": at}]})
+    assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_delivery"
+    malformed = post({"reports": [{"delivery_id": delivery_id, "kind": "sang"}]})
+    assert malformed.status_code == 400 and malformed.json()["error"] == "invalid_body"
+    stranger = post({"reports": []}, who="loa_not-a-token")
+    assert stranger.status_code == 401 and stranger.json()["error"] == "invalid_token"
+    huge = requests.post(
+        url, data=b"x" * (5 * 1024 * 1024), headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )  # fmt: skip
+    assert huge.status_code == 413

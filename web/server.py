@@ -23,18 +23,23 @@ from urllib.parse import parse_qsl
 import uvicorn
 from a2wsgi import WSGIMiddleware
 from flask import Flask
+from pydantic import ValidationError
 from sqlalchemy import select
 
+from scheduler import broadcasts as bc
 from scheduler.auth import token_hash
 from scheduler.context import Loa
-from scheduler.errors import InvalidInput
+from scheduler.errors import InvalidInput, LoaError
+from scheduler.health import Beat
 from scheduler.models import Endpoint
 from scheduler.schedules import parse_beat
-from web.api import LONG_POLL_MAX_SECONDS, schedule_documents
+from web.api import LONG_POLL_MAX_SECONDS, STATUS_BY_ERROR, ReportsIn, schedule_documents
 
 log = logging.getLogger(__name__)
 
 SCHEDULE_PATH = "/api/v1/agent/schedule"
+REPORTS_PATH = "/api/v1/agent/reports"
+MAX_BODY = 4 * 1024 * 1024  # the Flask app's limit too
 GONE = "the token is unknown or revoked"
 TOKEN_CACHE_SECONDS = 60.0
 # A schedule document is rebuilt at least this often even when nothing changed, so items
@@ -74,6 +79,15 @@ class LongPollFront:
             and await self._long_poll(scope, receive, send)
         ):
             return
+        if scope["type"] == "http" and scope["path"] == REPORTS_PATH:
+            body = await _body(receive)
+            if body is not None and len(body) > MAX_BODY:
+                too_large = {"error": "request_entity_too_large", "detail": "at most 4 MB"}
+                await _json(send, 413, too_large)
+                return
+            if body is None or await self._reports(scope, body, send):
+                return
+            receive = _replay(body)  # anything unusual: the view answers it
         await self.wsgi(scope, receive, send)  # type: ignore[arg-type]
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -170,6 +184,29 @@ class LongPollFront:
                 if not future.done():
                     future.set_result(docs.get(endpoint_id))
 
+    async def _reports(self, scope: Scope, body: bytes, send: Send) -> bool:
+        """An endpoint's proof of play, handed to the report writer from the loop (no pool
+        thread, no database read for the token); False: let the view answer."""
+        if scope["method"] != "POST":
+            return False
+        endpoint_id = await self._endpoint_id(scope)
+        if endpoint_id is None:
+            return False
+        try:
+            data = ReportsIn.model_validate_json(body)
+        except ValidationError:
+            return False  # the view explains what is wrong
+        reports = [bc.PlayReport(**r.model_dump()) for r in data.reports]
+        try:
+            changed = await asyncio.wrap_future(self.loa.reports.enqueue(endpoint_id, reports))
+        except LoaError as exc:
+            status = STATUS_BY_ERROR.get(type(exc), 409)
+            await _json(send, status, {"error": exc.code, "detail": exc.detail})
+            return True
+        self.loa.heartbeats.beat(endpoint_id, Beat(self.loa.now()))
+        await _json(send, 200, {"received": len(reports), "changed": changed})
+        return True
+
     def _changed(self, moved: list[tuple[int, str]]) -> None:
         """From any thread: hand the news to the event loop (one wake-up per batch)."""
         if self.loop is not None and not self.loop.is_closed():
@@ -208,6 +245,34 @@ def _refreshed(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     """A kept document as of `now`: the server's time, items past their latest start gone."""
     items = [i for i in doc["items"] if datetime.fromisoformat(i["play_until"]) > now]
     return {**doc, "server_time": now.isoformat(), "items": items}
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The whole request body (at most MAX_BODY: more is the view's to refuse);
+    None when the client hung up."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if not message.get("more_body") or size > MAX_BODY:
+            return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 async def _json(send: Send, status: int, doc: dict[str, Any]) -> None:
