@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler import broadcasts as bc
 from scheduler.db import transaction
-from scheduler.errors import LoaError, NotFound
+from scheduler.errors import LoaError, NotFound, Unauthorized
 from scheduler.models import Endpoint
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,8 @@ def apply_batches(
         try:
             if endpoint is None:
                 raise NotFound(f"no endpoint has the id {batch.endpoint_id}", "unknown_endpoint")
+            if not endpoint.active:  # switched off since its token was checked
+                raise Unauthorized("the token is unknown or revoked", "invalid_token")
             for report in batch.reports:
                 bc.check_report(session, endpoint, report)
         except LoaError as exc:

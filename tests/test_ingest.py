@@ -9,7 +9,8 @@ import pytest
 from scheduler import broadcasts as bc
 from scheduler import service
 from scheduler.context import Loa
-from scheduler.errors import Forbidden, NotFound
+from scheduler.errors import Forbidden, NotFound, Unauthorized
+from scheduler.models import Endpoint
 from tests.conftest import ADMIN, CENTRE, THO_BINH, THO_SON, THO_TIEN
 from tests.test_dispatch import broadcast
 from tests.test_scheduling import make_bulletin
@@ -44,3 +45,13 @@ def test_a_report_for_an_unknown_delivery_is_refused_with_its_reason(loa: Loa) -
     with pytest.raises(NotFound) as refused:
         service.record_reports(loa, endpoint.id, [bc.PlayReport(999, "started", loa.now())])
     assert refused.value.code == "unknown_delivery"
+
+
+def test_reports_of_a_switched_off_endpoint_are_refused(loa: Loa) -> None:
+    endpoint, _ = service.create_endpoint(loa, ADMIN, THO_SON, "Cụm 1", "agent")
+    (made,) = service.schedule_bulletin(loa, CENTRE, make_bulletin(loa), [THO_SON], None)
+    with loa.transaction() as s:
+        s.get(Endpoint, endpoint.id).active = False  # type: ignore[union-attr]
+    report = bc.PlayReport(made.deliveries[0].id, "delivered", loa.now())
+    with pytest.raises(Unauthorized):
+        service.record_reports(loa, endpoint.id, [report])
