@@ -179,7 +179,7 @@ def test_a_newcomer_schedules_a_bulletin_in_the_panel_and_sees_it_played(demo: S
     # Thọ Sơn is the demo's commune without a device (its operator confirms by hand).
     page = post(f"/bulletins/{bulletin.group(1)}/schedule", communes=[THO_BINH, THO_TIEN], at="")
     assert "Đã lên lịch." in page
-    played = '<td><span class="badge s-played">đã phát</span>'
+    played = 'data-label="Trạng thái"><span class="badge s-played">đã phát</span>'
     deadline = time.monotonic() + 30
     while page.count(played) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
