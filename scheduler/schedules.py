@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from scheduler.errors import InvalidInput
 from scheduler.health import Beat, Facts
 from scheduler.models import (
+    OPEN_STATUSES,
     Area,
     AudioAsset,
     Broadcast,
@@ -24,11 +25,9 @@ from scheduler.models import (
     Delivery,
     Endpoint,
     Priority,
-    Status,
 )
 
 CHUNK = 2000  # ids per IN (...) list, well under every database's limit
-OPEN = (Status.SCHEDULED.value, Status.DELIVERED.value)
 
 
 def schedules(
@@ -77,7 +76,7 @@ def schedules(
             .join(AudioAsset, Broadcast.audio_id == AudioAsset.id)
             .where(
                 Delivery.endpoint_id.in_(ids),
-                Delivery.status.in_(OPEN),
+                Delivery.status.in_(OPEN_STATUSES),
                 Broadcast.scheduled_at >= now - grace,
                 Broadcast.scheduled_at <= now + horizon,
             )

@@ -80,6 +80,20 @@ def start_server(tmp_path: Path, *flags: str) -> Iterator[Server]:
             proc.kill()
 
 
+def start_agents(server: Server, tmp_path: Path, *codes: str) -> dict[str, Path]:
+    """A `loa agent --sink` process per commune, each on its own new endpoint; the sinks."""
+    sinks = {}
+    for code in codes:
+        endpoint = server.call("POST", "/endpoints", json={"commune": code, "name": "Cụm loa 1"})
+        sinks[code] = tmp_path / f"sink-{code}"
+        server.start(
+            "agent", "--server", server.url, "--token", endpoint["token"],
+            "--cache", str(tmp_path / f"cache-{code}"), "--sink", str(sinks[code]),
+            log=f"agent-{code}.log",
+        )  # fmt: skip
+    return sinks
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     yield from start_server(tmp_path)
@@ -93,15 +107,7 @@ def demo(tmp_path: Path) -> Iterator[Server]:
 def test_a_bulletin_plays_on_two_agents_and_lands_in_the_as_run_log(
     server: Server, tmp_path: Path
 ) -> None:
-    sinks = {}
-    for code in (THO_SON, THO_TIEN):
-        endpoint = server.call("POST", "/endpoints", json={"commune": code, "name": "Cụm loa 1"})
-        sinks[code] = tmp_path / f"sink-{code}"
-        server.start(
-            "agent", "--server", server.url, "--token", endpoint["token"],
-            "--cache", str(tmp_path / f"cache-{code}"), "--sink", str(sinks[code]),
-            log=f"agent-{code}.log",
-        )  # fmt: skip
+    sinks = start_agents(server, tmp_path, THO_SON, THO_TIEN)
     bulletin = server.call("POST", "/bulletins", json={"title": "CCHC 2021", "text": TEXT})
     server.call("POST", f"/bulletins/{bulletin['id']}/approve")
     audio = server.call("POST", f"/bulletins/{bulletin['id']}/audio", json={"engine": "espeak"})

@@ -10,7 +10,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import THO_SON, THO_TIEN, audio_duration
-from tests.test_e2e import TEXT, Server, start_server
+from tests.test_e2e import TEXT, Server, start_agents, start_server
 
 
 def wait_until(predicate: object, timeout: float, what: str) -> None:
@@ -31,15 +31,7 @@ def test_items_due_while_the_server_is_down_play_once_on_time_and_reach_the_log(
     servers = start_server(tmp_path)
     server: Server = next(servers)
     try:
-        sinks = {}
-        for code in (THO_SON, THO_TIEN):
-            endpoint = server.call("POST", "/endpoints", json={"commune": code, "name": "Cụm 1"})
-            sinks[code] = tmp_path / f"sink-{code}"
-            server.start(
-                "agent", "--server", server.url, "--token", endpoint["token"],
-                "--cache", str(tmp_path / f"cache-{code}"), "--sink", str(sinks[code]),
-                log=f"agent-{code}.log",
-            )  # fmt: skip
+        sinks = start_agents(server, tmp_path, THO_SON, THO_TIEN)
         bulletin = server.call("POST", "/bulletins", json={"title": "CCHC", "text": TEXT})
         server.call("POST", f"/bulletins/{bulletin['id']}/approve")
         audio = server.call("POST", f"/bulletins/{bulletin['id']}/audio")
