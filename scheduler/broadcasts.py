@@ -14,6 +14,7 @@ from scheduler.auth import MANAGERS, Actor
 from scheduler.bulletins import require_approved
 from scheduler.errors import Conflict, Forbidden, InvalidInput, NotFound
 from scheduler.models import (
+    MAX_ID,
     Area,
     Broadcast,
     BroadcastEvent,
@@ -169,7 +170,6 @@ REPORT_KINDS = tuple(_REPORT_STATUS)
 _REPORT_FIELDS = frozenset(
     ("delivery_id", "kind", "at", "detail", "sha256", "clock_offset_seconds")
 )
-_MAX_ID = 2**63 - 1  # the largest id a database column holds
 
 
 def parse_report(data: object) -> PlayReport:
@@ -185,7 +185,7 @@ def parse_report(data: object) -> PlayReport:
     if unknown:
         raise bad(f"unknown field(s) in a report: {', '.join(unknown)}")
     delivery_id = data.get("delivery_id")
-    if type(delivery_id) is not int or not 0 < delivery_id <= _MAX_ID:
+    if type(delivery_id) is not int or not 0 < delivery_id <= MAX_ID:
         raise bad("delivery_id must be a positive whole number")
     kind = data.get("kind")
     if kind not in REPORT_KINDS:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from scheduler.context import Loa
@@ -37,7 +37,12 @@ log = logging.getLogger(__name__)
 CLOSE_MARGIN = timedelta(seconds=30)  # time for an endpoint's last report to arrive
 SWEEP_SECONDS = 20
 HEALTH_SECONDS = 10
+RETRY_SECONDS = 5  # how often the dispatcher looks for starts to try again
+RETRY_BACKOFF = (5, 10, 20, 40, 60)  # seconds after the 1st, 2nd, ... failed start
 OPEN = (Status.SCHEDULED.value, Status.DELIVERED.value)
+# Not dispatched yet, yet maybe playing: an agent plays by its own clock and its "started"
+# can arrive before the dispatcher fires; the other endpoints must still be started.
+UNDISPATCHED = (*OPEN, Status.PLAYING.value)
 
 
 # One row per delivery, everything a driver needs, in one flat query (no ORM objects:
@@ -58,9 +63,9 @@ ITEM_COLUMNS = (
 
 
 def items_by_kind(
-    session: Session, broadcast_ids: Sequence[int], loa: Loa
+    session: Session, which: ColumnElement[bool], loa: Loa
 ) -> dict[str, list[PlayItem]]:
-    """The open deliveries of these broadcasts at active endpoints, as PlayItems by kind."""
+    """The open deliveries `which` selects at active endpoints, as PlayItems by kind."""
     rows = session.execute(
         select(*ITEM_COLUMNS)
         .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
@@ -68,7 +73,7 @@ def items_by_kind(
         .join(Bulletin, Broadcast.bulletin_id == Bulletin.id)
         .join(AudioAsset, Broadcast.audio_id == AudioAsset.id)
         .where(
-            Delivery.broadcast_id.in_(broadcast_ids),
+            which,
             Delivery.status.in_(OPEN),
             Endpoint.active.is_(True),
         )
@@ -106,7 +111,7 @@ def claim(session: Session, broadcast_ids: Sequence[int], now: datetime) -> list
         .where(
             Broadcast.id.in_(broadcast_ids),
             Broadcast.dispatched_at.is_(None),
-            Broadcast.status.in_(OPEN),
+            Broadcast.status.in_(UNDISPATCHED),
         )
         .values(dispatched_at=now)
         .returning(Broadcast.id)
@@ -126,7 +131,7 @@ def fire_due(loa: Loa, when: datetime) -> None:
             select(Broadcast.id).where(
                 Broadcast.scheduled_at == when,
                 Broadcast.dispatched_at.is_(None),
-                Broadcast.status.in_(OPEN),
+                Broadcast.status.in_(UNDISPATCHED),
             )
         ).all()
     dispatch(loa, ids)
@@ -150,18 +155,66 @@ def dispatch(loa: Loa, broadcast_ids: Sequence[int]) -> None:
             for d in b.deliveries:
                 move_delivery(session, d, Status.MISSED, now, "dispatcher", "dispatcher was late")
         on_time = set(won) - {b.id for b in late}
-        by_kind = items_by_kind(session, list(on_time), loa) if on_time else {}
+        by_kind = items_by_kind(session, Delivery.broadcast_id.in_(on_time), loa) if on_time else {}
+    start(loa, by_kind, tries={})
+
+
+def retry_due(loa: Loa) -> int:
+    """Start again the deliveries whose retry time has come (claimed with a conditional
+    UPDATE, so two dispatchers never retry the same one); returns how many."""
+    now = loa.now()
+    with loa.transaction() as session:
+        ids = session.scalars(
+            update(Delivery)
+            .where(Delivery.retry_at <= now, Delivery.status.in_(OPEN))
+            .values(retry_at=None)
+            .returning(Delivery.id)
+        ).all()
+        if not ids:
+            return 0
+        by_kind = items_by_kind(session, Delivery.id.in_(ids), loa)
+        tries: dict[int, int] = dict(
+            session.execute(  # type: ignore[arg-type]
+                select(DeliveryAttempt.delivery_id, func.count())
+                .where(DeliveryAttempt.delivery_id.in_(ids))
+                .group_by(DeliveryAttempt.delivery_id)
+            ).all()
+        )
+    by_kind = {k: [i for i in items if i.play_until > now] for k, items in by_kind.items()}
+    start(loa, by_kind, tries)
+    return sum(map(len, by_kind.values()))
+
+
+def start(loa: Loa, by_kind: dict[str, list[PlayItem]], tries: dict[int, int]) -> None:
+    """Hand each driver its items, then record one attempt per delivery; a transient error
+    is tried again after a backoff (`tries`: attempts each delivery had before) while the
+    item may still air. A driver that crashes fails its own items, never the others'."""
     errors: dict[int, DriverError] = {}
     for kind, items in by_kind.items():
         driver = loa.drivers.get(kind)
         if driver is None:
             missing = DriverError(f"no driver for {kind!r} endpoints runs here", permanent=True)
             errors.update((item.delivery_id, missing) for item in items)
-        else:
+            continue
+        try:
             errors.update(driver.start_many(items))
+        except Exception as exc:  # a bug in one driver must not silence the other endpoints
+            log.exception("the %s driver failed", kind)
+            crash = DriverError(f"the {kind} driver failed: {exc!r}")
+            errors.update((item.delivery_id, crash) for item in items)
     for delivery_id, error in errors.items():
         log.warning("delivery %s: %s", delivery_id, error)
     at = loa.now()
+    retries = []
+    for items in by_kind.values():
+        for item in items:
+            error = errors.get(item.delivery_id)
+            if error is None or not error.retry:
+                continue
+            n = tries.get(item.delivery_id, 0)
+            when = at + timedelta(seconds=RETRY_BACKOFF[min(n, len(RETRY_BACKOFF) - 1)])
+            if when < item.play_until:
+                retries.append({"id": item.delivery_id, "retry_at": when})
     attempts = [
         {
             "delivery_id": item.delivery_id,
@@ -176,6 +229,8 @@ def dispatch(loa: Loa, broadcast_ids: Sequence[int]) -> None:
     with loa.transaction() as session:
         if attempts:
             session.execute(insert(DeliveryAttempt), attempts)
+        if retries:
+            session.execute(update(Delivery), retries)
         for delivery_id, error in errors.items():
             if error.permanent:
                 delivery = session.get(Delivery, delivery_id)
@@ -224,6 +279,10 @@ class Dispatcher:
             self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", replace_existing=True
         )
         self.scheduler.add_job(
+            retry_due, "interval", seconds=RETRY_SECONDS, args=[self.loa], id="retry",
+            replace_existing=True,
+        )  # fmt: skip
+        self.scheduler.add_job(
             sweep_health, "interval", seconds=HEALTH_SECONDS, args=[self.loa], id="health",
             replace_existing=True,
         )  # fmt: skip
@@ -245,7 +304,7 @@ class Dispatcher:
         with self.loa.transaction() as session:
             undispatched = session.scalars(
                 select(Broadcast).where(
-                    Broadcast.dispatched_at.is_(None), Broadcast.status.in_(OPEN)
+                    Broadcast.dispatched_at.is_(None), Broadcast.status.in_(UNDISPATCHED)
                 )
             )
             unclosed = session.scalars(

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -55,6 +58,9 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+MAX_ID = 2**63 - 1  # the largest id a database integer column holds
 
 
 class Priority(StrEnum):
@@ -245,11 +251,90 @@ class Bulletin(Base):
     outro: Mapped[Jingle | None] = relationship(foreign_keys=[outro_id])
 
 
+def _link(name: str, left: str, right: str) -> Table:
+    """A many-to-many table of ids."""
+    return Table(
+        name,
+        Base.metadata,
+        Column(f"{left}_id", ForeignKey(f"{left}s.id", ondelete="CASCADE"), primary_key=True),
+        Column(f"{right}_id", ForeignKey("areas.id"), primary_key=True),
+    )
+
+
+slot_communes = _link("slot_communes", "slot", "commune")
+group_communes = _link("group_communes", "group", "commune")
+placement_communes = _link("placement_communes", "placement", "commune")
+placement_slots = Table(
+    "placement_slots",
+    Base.metadata,
+    Column("placement_id", ForeignKey("placements.id", ondelete="CASCADE"), primary_key=True),
+    Column("slot_id", ForeignKey("slots.id"), primary_key=True),
+)
+
+
+class Slot(Base):
+    """A daily broadcast slot (khung giờ phát): local start, length, weekdays, communes."""
+
+    __tablename__ = "slots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    start: Mapped[str] = mapped_column(String(5))  # "HH:MM", local time
+    minutes: Mapped[int] = mapped_column(Integer)
+    weekdays: Mapped[str] = mapped_column(String(7), default="1234567")  # ISO, 1 = Monday
+    all_communes: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    communes: Mapped[list[Area]] = relationship(secondary=slot_communes)
+
+
+class Group(Base):
+    """A named set of communes to place bulletins in together."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    communes: Mapped[list[Area]] = relationship(secondary=group_communes)
+
+
+class Placement(Base):
+    """A bulletin placed (lịch phát) for some communes by a rule: once at a time, into
+    slots on some days between two dates, or repeated N times every M seconds."""
+
+    __tablename__ = "placements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bulletin_id: Mapped[int] = mapped_column(ForeignKey("bulletins.id"), index=True)
+    priority: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(8))  # all | group | list
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"))
+    rule: Mapped[str] = mapped_column(String(8))  # once | slots | repeat
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # once, repeat
+    repeat: Mapped[int | None] = mapped_column(Integer)
+    every_seconds: Mapped[int | None] = mapped_column(Integer)
+    date_from: Mapped[date | None] = mapped_column(Date)  # slots, local dates
+    date_to: Mapped[date | None] = mapped_column(Date)
+    weekdays: Mapped[str | None] = mapped_column(String(7))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cancelled_by: Mapped[str | None] = mapped_column(String(120))
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    bulletin: Mapped[Bulletin] = relationship()
+    group: Mapped[Group | None] = relationship()
+    communes: Mapped[list[Area]] = relationship(secondary=placement_communes)
+    slots: Mapped[list[Slot]] = relationship(secondary=placement_slots, order_by="Slot.id")
+
+
 class Broadcast(Base):
     """One bulletin in one commune at one time: the unit of the as-run log."""
 
     __tablename__ = "broadcasts"
-    __table_args__ = (UniqueConstraint("bulletin_id", "commune_id", "scheduled_at"),)
+    __table_args__ = (UniqueConstraint("placement_id", "commune_id", "planned_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bulletin_id: Mapped[int] = mapped_column(ForeignKey("bulletins.id"), index=True)
@@ -267,10 +352,20 @@ class Broadcast(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Planned by a placement: the instant its rule gave (unique per placement and commune),
+    # and, in a slot, the slot occurrence it is queued in, its place there, and whether it
+    # was moved there because it did not fit where it was planned.
+    placement_id: Mapped[int | None] = mapped_column(ForeignKey("placements.id"), index=True)
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    slot_id: Mapped[int | None] = mapped_column(ForeignKey("slots.id"))
+    slot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    position: Mapped[int | None] = mapped_column(Integer)
+    overflow: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     bulletin: Mapped[Bulletin] = relationship()
     commune: Mapped[Area] = relationship()
     audio: Mapped[AudioAsset] = relationship()
+    placement: Mapped[Placement | None] = relationship()
     deliveries: Mapped[list[Delivery]] = relationship(
         back_populates="broadcast", order_by="Delivery.id"
     )
@@ -292,6 +387,8 @@ class Delivery(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     clock_offset_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    # When the dispatcher starts it again after a transient driver error (None: no retry).
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
     broadcast: Mapped[Broadcast] = relationship(back_populates="deliveries")
     endpoint: Mapped[Endpoint] = relationship()

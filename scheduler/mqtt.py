@@ -426,7 +426,7 @@ class MqttBridge:
             if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
                 errors.append(None)
             elif rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
-                errors.append(DriverError(QUEUED))  # paho keeps it and sends it on reconnect
+                errors.append(DriverError(QUEUED, retry=False))  # paho sends it on reconnect
             else:
                 errors.append(DriverError(f"MQTT refused the command: {paho.error_string(rc)}"))
         return errors

@@ -248,8 +248,11 @@ def public_address(address: str | None) -> str | None:
 
 
 def sync_virtual_speakers(loa: Loa, enabled: bool) -> int:
-    """With `enabled`, each commune without a real endpoint gets an active virtual speaker;
-    otherwise every virtual speaker is switched off. Returns the number active."""
+    """With `enabled`, each commune without a real endpoint gets an active virtual speaker
+    (a commune that got a real one loses it). Without, nothing changes: a process that does
+    not run virtual speakers leaves them to the one that does. Returns the number active."""
+    if not enabled:
+        return 0
     active = 0
     with loa.transaction() as session:
         real = set(
@@ -264,7 +267,7 @@ def sync_virtual_speakers(loa: Loa, enabled: bool) -> int:
             for e in session.scalars(select(Endpoint).where(Endpoint.kind == "virtual"))
         }
         for commune in areas.communes(session):
-            wanted = enabled and commune.id not in real
+            wanted = commune.id not in real
             endpoint = virtual.get(commune.id)
             if endpoint is None and wanted:
                 endpoint = Endpoint(

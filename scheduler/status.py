@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from scheduler.models import Broadcast, BroadcastEvent, Delivery, Status
 
@@ -64,8 +66,22 @@ def _history(
     at: datetime,
     actor: str,
     reason: str | None,
-) -> None:
-    """Write the status change of a broadcast or a delivery, then make it."""
+) -> bool:
+    """Make a status change of a broadcast or a delivery with a conditional UPDATE (only
+    from the status this process read), and write its history row. Returns False, writing
+    nothing, when another process moved the row first."""
+    model = type(row)
+    old = row.status
+    moved = session.execute(
+        update(model)
+        .where(model.id == row.id, model.status == old)
+        .values(status=new)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(row)
+        return False
+    set_committed_value(row, "status", new)
     if isinstance(row, Delivery):
         broadcast_id, delivery_id = row.broadcast_id, row.id
     else:
@@ -75,13 +91,13 @@ def _history(
             broadcast_id=broadcast_id,
             delivery_id=delivery_id,
             at=at,
-            from_status=row.status,
+            from_status=old,
             to_status=new,
             actor=actor,
             reason=reason,
         )
     )
-    row.status = new
+    return True
 
 
 def move_broadcast(
@@ -119,7 +135,8 @@ def move_delivery(
     """Move a delivery if the lifecycle allows it, write history, refresh its broadcast."""
     if not can_move(delivery.status, new):
         return False
-    _history(session, delivery, new, at, actor, reason)
+    if not _history(session, delivery, new, at, actor, reason):
+        return False
     if new in (S.FAILED, S.MISSED, S.INTERRUPTED, S.CANCELLED):
         delivery.error = reason
     refresh_broadcast(session, delivery.broadcast, at, actor)

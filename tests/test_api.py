@@ -325,3 +325,22 @@ def test_reports_for_unknown_deliveries_are_refused_whole(
     )  # fmt: skip
     assert r.status_code == 404
     assert api.get("/broadcasts").json[0]["status"] == "scheduled"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/broadcasts", {"bulletin_id": 2**64, "communes": ["15667"]}),
+        ("POST", "/broadcasts", {"bulletin_id": -1, "communes": ["15667"]}),
+        ("GET", f"/broadcasts/{2**64}", None),
+        ("GET", f"/bulletins/{2**70}", None),
+        ("POST", f"/broadcasts/{2**64}/confirm", {"aired": True}),
+        ("POST", "/bulletins/1/audio", {"intro_jingle_id": 2**64}),
+    ],
+)
+def test_integers_beyond_what_the_database_holds_are_refused_not_a_500(
+    api: Api, method: str, path: str, body: object
+) -> None:
+    r = api.call(method, path, body)
+    assert 400 <= r.status_code < 500, r.json
+    assert set(r.json) == {"error", "detail"}

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from scheduler.context import Loa
+from scheduler.models import MAX_ID
 from web import api, auth, bulletins, endpoints, i18n, jingles, lexicon, log, today
+
+
+class IdConverter(IntegerConverter):
+    """`<int:…>` in every route: a number a database id column can hold, else 404."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(loa: Loa) -> Flask:
     app = Flask(__name__)
+    app.url_map.converters["int"] = IdConverter  # before any route is added
     app.config.update(
         SECRET_KEY=loa.settings.secret_key,
         MAX_CONTENT_LENGTH=4 * 1024 * 1024,

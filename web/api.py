@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file, url_for
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
@@ -20,7 +20,7 @@ from scheduler import broadcasts as bc
 from scheduler.auth import Actor, EndpointPrincipal, authenticate
 from scheduler.context import Loa
 from scheduler.errors import Forbidden, InvalidInput, LoaError, NotFound, Unauthorized
-from scheduler.models import AudioAsset, Broadcast, Bulletin, Endpoint, Priority, Role
+from scheduler.models import MAX_ID, AudioAsset, Broadcast, Bulletin, Endpoint, Priority, Role
 from web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -40,14 +40,15 @@ class Body(BaseModel):
 
 
 Engine = Literal["auto", "gtts", "piper", "espeak"]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]  # what a database id column holds
 
 
 class VoiceIn(Body):
     engine: Engine | None = None
     voice: str | None = None
     speed: float | None = Field(default=None, ge=0.5, le=2.0)
-    intro_jingle_id: int | None = None
-    outro_jingle_id: int | None = None
+    intro_jingle_id: Id | None = None
+    outro_jingle_id: Id | None = None
 
     def over(self, base: bulletins.Voice) -> bulletins.Voice:
         """These settings over `base`; an absent field keeps the base's."""
@@ -93,7 +94,7 @@ class EndpointIn(Body):
 
 
 class BroadcastIn(Body):
-    bulletin_id: int
+    bulletin_id: Id
     communes: list[str] = Field(min_length=1)
     at: AwareDatetime | None = None
 
@@ -105,7 +106,7 @@ class ConfirmIn(Body):
 
 
 class ReportIn(Body):
-    delivery_id: int
+    delivery_id: Id
     kind: Literal["delivered", "started", "finished", "interrupted", "failed", "missed"]
     at: AwareDatetime
     detail: str | None = None

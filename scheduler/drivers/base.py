@@ -29,11 +29,14 @@ class PlayItem:
 
 
 class DriverError(Exception):
-    """The endpoint could not be reached or refused; `permanent` means retrying is useless."""
+    """The endpoint could not be reached or refused; `permanent` means retrying is useless,
+    `retry=False` that the driver itself will still deliver it (a command queued for a
+    broker), so the dispatcher must not start it again."""
 
-    def __init__(self, message: str, permanent: bool = False) -> None:
+    def __init__(self, message: str, permanent: bool = False, *, retry: bool = True) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.retry = retry and not permanent
 
 
 class Driver(ABC):
