@@ -4,7 +4,9 @@ from datetime import timedelta
 import pytest
 from flask.testing import FlaskClient
 
+from scheduler import areas
 from scheduler.context import Loa
+from scheduler.models import Endpoint
 from tests.conftest import THO_BINH, THO_SON, Api
 
 
@@ -181,3 +183,70 @@ def test_login_returns_to_the_page_asked_for_but_never_to_another_site(panel: Pa
         data={"username": "admin", "password": "loa-admin", "csrf": panel.csrf()},
     )
     assert r.headers["Location"] == "/"
+
+
+def add_endpoints(loa: Loa, commune: str, **per_state: int) -> None:
+    """Agent endpoints in a commune, so many in each state (up=3, down=2, ...)."""
+    with loa.transaction() as session:
+        area = areas.commune_by_code(session, commune)
+        for state, n in per_state.items():
+            session.add_all(
+                Endpoint(commune=area, name=f"Cụm {state} {i}", kind="agent", state=state,
+                         active=True, created_at=loa.now())
+                for i in range(n)
+            )  # fmt: skip
+
+
+def endpoint_rows(page: str) -> list[str]:
+    """The endpoints table's rows, each as its HTML."""
+    return page.split('<tr><td data-label="Xã">')[1:]
+
+
+def test_the_endpoints_page_shows_a_hundred_problems_first_and_links_to_the_next(
+    panel: Panel, loa: Loa
+) -> None:
+    add_endpoints(loa, THO_SON, up=130, late=3, down=5)
+    add_endpoints(loa, THO_BINH, down=2)
+    panel.login("trungtam", "loa-trungtam")
+    rows = endpoint_rows(page := panel.get("/endpoints"))
+    assert len(rows) == 100
+    states = [re.search(r"Cụm (\w+) ", row).group(1) for row in rows]  # type: ignore[union-attr]
+    assert states == ["down"] * 7 + ["late"] * 3 + ["up"] * 90
+    assert 'href="/endpoints?page=2"' in page and 'rel="prev"' not in page
+    rows = endpoint_rows(page := panel.get("/endpoints?page=2"))
+    assert len(rows) == 40 and 'rel="next"' not in page and 'href="/endpoints?page=1"' in page
+    page = panel.get(f"/endpoints?commune={THO_SON}&state=up")
+    assert f'href="/endpoints?commune={THO_SON}&amp;state=up&amp;page=2"' in page
+
+
+def test_the_endpoints_page_filters_by_state_and_commune(panel: Panel, loa: Loa) -> None:
+    add_endpoints(loa, THO_SON, up=4, late=3)
+    add_endpoints(loa, THO_BINH, late=2, down=1)
+    panel.login("trungtam", "loa-trungtam")
+    rows = endpoint_rows(panel.get("/endpoints?state=late"))
+    assert len(rows) == 5 and all("chậm báo" in row for row in rows)
+    rows = endpoint_rows(panel.get(f"/endpoints?state=late&commune={THO_BINH}"))
+    assert len(rows) == 2 and all("Xã Thọ Bình" in row for row in rows)
+
+
+def test_the_endpoints_page_counts_each_state_of_the_communes_shown(panel: Panel, loa: Loa) -> None:
+    add_endpoints(loa, THO_SON, up=380, late=12, down=8)
+    add_endpoints(loa, THO_BINH, up=1)
+    panel.login("trungtam", "loa-trungtam")
+    page = panel.get("/endpoints?state=down")
+    for state, n in (("hoạt động", 381), ("chậm báo", 12), ("mất kết nối", 8)):
+        assert f"{state} <strong>{n}</strong>" in page
+    page = panel.get(f"/endpoints?commune={THO_BINH}")
+    assert "hoạt động <strong>1</strong>" in page and "mất kết nối <strong>0</strong>" in page
+
+
+def test_an_operator_sees_only_the_endpoints_of_their_own_commune(panel: Panel, loa: Loa) -> None:
+    add_endpoints(loa, THO_SON, up=2)
+    add_endpoints(loa, THO_BINH, up=5, down=1)
+    panel.login("thoson", "loa-thoson")
+    for path in ("/endpoints", f"/endpoints?commune={THO_BINH}"):
+        page = panel.get(path)
+        rows = endpoint_rows(page)
+        assert len(rows) == 2 and all("Xã Thọ Sơn" in row for row in rows)
+        assert "hoạt động <strong>2</strong>" in page and "mất kết nối <strong>0</strong>" in page
+        assert "Xã Thọ Bình" not in page

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import Blueprint, render_template, request
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import joinedload
 
 from scheduler import areas, service
 from scheduler.errors import LoaError
-from scheduler.models import Endpoint, Role
+from scheduler.models import Area, Endpoint, Role
 from web.auth import current_actor, login_required
 from web.common import flash_error, loa, local
 
 bp = Blueprint("endpoints", __name__, url_prefix="/endpoints")
+
+STATES = ("up", "late", "down")  # scheduler.health's states, in the order the counts show
+PAGE_SIZE = 100
 
 
 def _size(n: int | None) -> str:
@@ -22,18 +26,44 @@ def _size(n: int | None) -> str:
 
 
 def _page(token: str | None = None) -> str:
+    """One page of the active endpoints, problems first (down, then late), filtered by
+    commune and state, with the count per state above it."""
     ctx = loa()
     actor = current_actor()
+    # An operator sees their own commune only, whatever the query asks.
+    commune = request.args.get("commune", "") if actor.role != Role.OPERATOR else ""
+    state = request.args.get("state", "")
+    state = state if state in STATES else ""
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
     rows: list[dict[str, Any]] = []
     with ctx.transaction() as session:
+        scope: list[ColumnElement[bool]] = [Endpoint.active.is_(True)]
+        if actor.role == Role.OPERATOR:
+            scope.append(Endpoint.commune_id == actor.commune_id)
+        if commune:
+            code = select(Area.id).where(Area.level == "commune", Area.code == commune)
+            scope.append(Endpoint.commune_id == code.scalar_subquery())
+        counted = session.execute(
+            select(Endpoint.state, func.count()).where(*scope).group_by(Endpoint.state)
+        )
+        counts = {s: 0 for s in STATES} | {s: n for s, n in counted}
+        if state:
+            scope.append(Endpoint.state == state)
+        total = counts[state] if state else sum(counts.values())
+        pages = max(1, math.ceil(total / PAGE_SIZE))
+        page = min(page, pages)
+        problems_first = case({"down": 0, "late": 1}, value=Endpoint.state, else_=2)
         q = (
             select(Endpoint)
-            .where(Endpoint.active.is_(True))
+            .where(*scope)
             .options(joinedload(Endpoint.commune))
-            .order_by(Endpoint.commune_id, Endpoint.id)
+            .order_by(problems_first, Endpoint.commune_id, Endpoint.id)
+            .limit(PAGE_SIZE)
+            .offset((page - 1) * PAGE_SIZE)
         )
-        if actor.role == Role.OPERATOR:
-            q = q.where(Endpoint.commune_id == actor.commune_id)
         for e in session.scalars(q):
             offset = e.clock_offset_seconds
             rows.append(
@@ -64,6 +94,13 @@ def _page(token: str | None = None) -> str:
         kinds=service.ENDPOINT_KINDS,
         token=token,
         may_create=actor.role in (Role.ADMIN, Role.CENTRE),
+        may_filter_commune=actor.role != Role.OPERATOR,
+        states=STATES,
+        counts=counts,
+        commune=commune,
+        state=state,
+        page=page,
+        pages=pages,
     )
 
 

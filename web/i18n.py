@@ -113,6 +113,9 @@ VI: dict[str, str] = {
         "Đã thêm thiết bị. Nhập mã này vào agent; mã chỉ hiển thị một lần:"
     ),
     "No endpoints.": "Chưa có thiết bị.",
+    "Previous": "Trang trước",
+    "Next": "Trang sau",
+    "Page": "Trang",
     # speech
     "Speed": "Tốc độ đọc",
     "Intro jingle": "Nhạc hiệu mở đầu",
@@ -204,6 +207,9 @@ VI: dict[str, str] = {
 }
 
 EN: dict[str, str] = {
+    "state-up": "up",
+    "state-late": "late",
+    "state-down": "down",
     "voice:vi": "northern",
     "voice:vi-vn-x-central": "central",
     "voice:vi-vn-x-south": "southern",
