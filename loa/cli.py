@@ -31,6 +31,18 @@ def _settings() -> Settings:
         raise CliError(str(exc)) from exc
 
 
+def _open(*, migrate: bool = False) -> Any:
+    """The Loa context of a command. Only `serve`, `web`, `scheduler` and `db upgrade`
+    change the schema; the others refuse an old one with the command that updates it."""
+    from scheduler.context import build_loa
+    from scheduler.db import SchemaError
+
+    try:
+        return build_loa(_settings(), migrate_schema=migrate)
+    except SchemaError as exc:
+        raise CliError(str(exc)) from exc
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -57,9 +69,72 @@ def main(verbose: bool) -> None:
 def serve(host: str, port: int, demo: bool, virtual_speakers: bool) -> None:
     """Panel, API and scheduler in one process."""
     from loa.serve import serve as run
-    from scheduler.context import build_loa
 
-    run(build_loa(_settings()), host, port, demo, virtual_speakers)
+    run(_open(migrate=True), host, port, demo, virtual_speakers)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def web(host: str, port: int) -> None:
+    """The panel and JSON API alone (run `loa scheduler` beside it)."""
+    from loa.serve import serve_web
+
+    serve_web(_open(migrate=True), host, port)
+
+
+@main.command()
+@click.option("--virtual-speakers", is_flag=True, help="Play on in-process virtual speakers.")
+def scheduler(virtual_speakers: bool) -> None:
+    """Planning, dispatch and endpoint drivers alone (beside `loa web`)."""
+    from loa.serve import serve_scheduler
+
+    serve_scheduler(_open(migrate=True), virtual_speakers)
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the schema to this version of Loa (one process at a time)."""
+    from scheduler.db import make_engine, migrate, schema_versions
+
+    engine = make_engine(_settings().database_url)
+    try:
+        before, head = schema_versions(engine)
+        migrate(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"schema: {before or 'empty'} -> {head}" if before != head else f"schema: {head}")
+
+
+@main.command("plan")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="Local day (today).")
+@click.option("--days", default=1, show_default=True, type=click.IntRange(1, 62))
+@click.option("--commune", default=None, help="Commune code.")
+def plan_cmd(start: Any, days: int, commune: str | None) -> None:
+    """Each commune's queue per slot in play order, one line per item, overflows marked."""
+    from datetime import datetime, timedelta
+
+    from scheduler import areas, planning
+
+    loa = _open()
+    tz = loa.settings.timezone
+    try:
+        first = datetime.combine(start.date(), datetime.min.time(), tz) if start else None
+        first = first or planning.local_midnight(loa.now(), tz)
+        with loa.transaction() as session:
+            commune_id = areas.commune_by_code(session, commune).id if commune else None
+            rows = planning.plan(session, first, first + timedelta(days=days), commune_id)
+    except LoaError as exc:
+        raise CliError(exc.detail) from exc
+    finally:
+        loa.close()
+    for line in planning.plan_lines(rows, tz):
+        click.echo(line)
 
 
 @main.command()
@@ -149,9 +224,8 @@ def token_create(name: str, role: str, commune: str | None) -> None:
     """Print a new API token."""
     from scheduler import areas
     from scheduler.auth import create_token, parse_role
-    from scheduler.context import build_loa
 
-    loa = build_loa(_settings())
+    loa = _open()
     try:
         with loa.transaction() as session:
             area = areas.commune_by_code(session, commune) if commune else None
@@ -172,14 +246,13 @@ def export(start: Any, end: Any, fmt: str, commune: str | None, out: Path) -> No
     """Export the as-run log of a period (local dates, both included)."""
     from scheduler import asrun
     from scheduler.auth import Actor
-    from scheduler.context import build_loa
     from scheduler.models import Role
 
     first: date = start.date()
     last: date = end.date()
     if last < first:
         raise CliError("--to is before --from")
-    loa = build_loa(_settings())
+    loa = _open()
     try:
         f = asrun.make_filter(
             loa.settings.timezone, first.isoformat(), last.isoformat(), commune=commune

@@ -62,3 +62,35 @@ def serve(loa: Loa, host: str, port: int, demo: bool, virtual_speakers: bool) ->
         dispatcher.shutdown()
         loa.close()
         print("Loa stopped.", file=sys.stderr, flush=True)
+
+
+def serve_web(loa: Loa, host: str, port: int) -> None:
+    """The panel and API alone: no timers, no drivers but the agents' (served here)."""
+    signal.signal(signal.SIGTERM, _exit)
+    server = make_server(loa, create_app(loa), host, port)
+    print(f"Loa web at http://{host}:{port}", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        loa.close()
+
+
+def serve_scheduler(loa: Loa, virtual_speakers: bool) -> None:
+    """Planning, dispatch and drivers alone, until SIGTERM or Ctrl+C."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    install_drivers(loa, virtual_speakers=virtual_speakers)
+    sync_virtual_speakers(loa, virtual_speakers)
+    dispatcher = Dispatcher(loa)
+    dispatcher.start()
+    signal.signal(signal.SIGTERM, _exit)
+    print("Loa scheduler running", flush=True)
+    try:
+        signal.pause()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        dispatcher.shutdown()
+        loa.close()
+        print("Loa scheduler stopped.", file=sys.stderr, flush=True)

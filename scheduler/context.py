@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from audio.render import Renderer, default_engines
 from audio.tts import Engine as TtsEngine
 from scheduler.clock import Clock, SystemClock
-from scheduler.db import make_engine, make_session_factory, migrate, transaction
+from scheduler.db import (
+    SchemaError,
+    make_engine,
+    make_session_factory,
+    migrate,
+    require_current,
+    transaction,
+)
 from scheduler.drivers.agent import AgentDriver
 from scheduler.drivers.base import Driver
 from scheduler.drivers.manual import ManualDriver
@@ -72,10 +79,20 @@ def build_loa(
     settings: Settings,
     clock: Clock | None = None,
     engines: dict[str, TtsEngine] | None = None,
+    *,
+    migrate_schema: bool = True,
 ) -> Loa:
-    """Open (and migrate) the database and build the context; no threads are started."""
+    """Open the database and build the context; no threads are started. With
+    `migrate_schema`, bring the schema up to date, else refuse an old one (SchemaError)."""
     db = make_engine(settings.database_url)
-    migrate(db)
+    try:
+        if migrate_schema:
+            migrate(db)
+        else:
+            require_current(db)
+    except SchemaError:
+        db.dispose()
+        raise
     loa = Loa(
         settings=settings,
         clock=clock or SystemClock(),

@@ -8,7 +8,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,6 +52,43 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+MIGRATION_LOCK = 7_203_401  # PostgreSQL advisory lock id: one migrating process at a time
+
+
+class SchemaError(Exception):
+    """The database's schema is not the one this Loa was built for."""
+
+
+def schema_versions(engine: Engine) -> tuple[str | None, str]:
+    """(the database's revision, the newest this code knows)."""
+    cfg = alembic_config(engine)
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, head
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse a database whose schema is older (or newer) than this code's."""
+    current, head = schema_versions(engine)
+    if current != head:
+        raise SchemaError(
+            f"the database schema is at {current or 'nothing'}, this Loa needs {head}: "
+            "run `loa db upgrade` first"
+        )
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the database schema to the newest migration."""
-    command.upgrade(alembic_config(engine), "head")
+    """Bring the database schema to the newest migration. On PostgreSQL under an advisory
+    lock, so processes starting together migrate one after the other (the later ones
+    find nothing left to do)."""
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), "head")
+        return
+    with engine.connect() as lock:
+        lock.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK})
+        try:
+            command.upgrade(alembic_config(engine), "head")
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK})

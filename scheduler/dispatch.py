@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from scheduler.context import Loa
@@ -29,7 +29,7 @@ from scheduler.models import (
     Priority,
     Status,
 )
-from scheduler.service import sweep_health
+from scheduler.service import extend_plan, sweep_health
 from scheduler.status import move_delivery
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 CLOSE_MARGIN = timedelta(seconds=30)  # time for an endpoint's last report to arrive
 SWEEP_SECONDS = 20
 HEALTH_SECONDS = 10
+ARM_AHEAD = timedelta(minutes=10)  # timers are set this long before their time
+PLAN_SECONDS = 3600  # the planned horizon is extended every hour
 RETRY_SECONDS = 5  # how often the dispatcher looks for starts to try again
 RETRY_BACKOFF = (5, 10, 20, 40, 60)  # seconds after the 1st, 2nd, ... failed start
 OPEN = (Status.SCHEDULED.value, Status.DELIVERED.value)
@@ -174,7 +176,7 @@ def retry_due(loa: Loa) -> int:
             return 0
         by_kind = items_by_kind(session, Delivery.id.in_(ids), loa)
         tries: dict[int, int] = dict(
-            session.execute(  # type: ignore[arg-type]
+            session.execute(
                 select(DeliveryAttempt.delivery_id, func.count())
                 .where(DeliveryAttempt.delivery_id.in_(ids))
                 .group_by(DeliveryAttempt.delivery_id)
@@ -208,8 +210,8 @@ def start(loa: Loa, by_kind: dict[str, list[PlayItem]], tries: dict[int, int]) -
     retries = []
     for items in by_kind.values():
         for item in items:
-            error = errors.get(item.delivery_id)
-            if error is None or not error.retry:
+            failed = errors.get(item.delivery_id)
+            if failed is None or not failed.retry:
                 continue
             n = tries.get(item.delivery_id, 0)
             when = at + timedelta(seconds=RETRY_BACKOFF[min(n, len(RETRY_BACKOFF) - 1)])
@@ -255,9 +257,31 @@ def close(loa: Loa, broadcast_id: int) -> None:
                 move_delivery(session, d, Status.FAILED, now, "dispatcher", "no end-of-play report")
 
 
-def close_time(loa: Loa, broadcast: Broadcast) -> datetime:
-    length = timedelta(seconds=broadcast.audio.duration_seconds)
-    return broadcast.scheduled_at + loa.grace + length + CLOSE_MARGIN
+def close_due(loa: Loa) -> int:
+    """Close every dispatched broadcast past its last possible end whose non-manual
+    endpoints have not all reported; returns how many."""
+    now = loa.now()
+    unreported = and_(
+        Delivery.status.in_(UNDISPATCHED), Delivery.endpoint.has(Endpoint.kind != "manual")
+    )
+    with loa.transaction() as session:
+        rows = session.execute(
+            select(Broadcast.id, Broadcast.scheduled_at, AudioAsset.duration_seconds)
+            .join(AudioAsset, Broadcast.audio_id == AudioAsset.id)
+            .where(
+                Broadcast.dispatched_at.is_not(None),
+                Broadcast.scheduled_at <= now - loa.grace - CLOSE_MARGIN,
+                Broadcast.deliveries.any(unreported),
+            )
+        ).all()
+    due = [b_id for b_id, at, seconds in rows if close_time(loa, at, seconds) <= now]
+    for broadcast_id in due:
+        close(loa, broadcast_id)
+    return len(due)
+
+
+def close_time(loa: Loa, scheduled_at: datetime, seconds: float) -> datetime:
+    return scheduled_at + loa.grace + timedelta(seconds=seconds) + CLOSE_MARGIN
 
 
 class Dispatcher:
@@ -279,6 +303,10 @@ class Dispatcher:
             self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", replace_existing=True
         )
         self.scheduler.add_job(
+            extend_plan, "interval", seconds=PLAN_SECONDS, args=[self.loa], id="plan",
+            replace_existing=True, next_run_time=self.loa.now(),
+        )  # fmt: skip
+        self.scheduler.add_job(
             retry_due, "interval", seconds=RETRY_SECONDS, args=[self.loa], id="retry",
             replace_existing=True,
         )  # fmt: skip
@@ -293,39 +321,43 @@ class Dispatcher:
         self.scheduler.shutdown(wait=True)
 
     def arm(self, broadcast_ids: list[int]) -> None:
-        """Set the fire and close timers of these broadcasts."""
+        """Set the fire timers of these broadcasts if they are due soon (else the sweep will)."""
+        horizon = self.loa.now() + ARM_AHEAD
         with self.loa.transaction() as session:
-            rows = session.scalars(select(Broadcast).where(Broadcast.id.in_(broadcast_ids)))
-            for b in rows:
-                self._arm(b)
+            instants = session.scalars(
+                select(Broadcast.scheduled_at)
+                .where(
+                    Broadcast.id.in_(broadcast_ids),
+                    Broadcast.dispatched_at.is_(None),
+                    Broadcast.scheduled_at <= horizon,
+                )
+                .distinct()
+            ).all()
+        self._arm(instants)
 
     def sweep(self) -> None:
-        """Arm every broadcast that still needs a timer (after a restart, or made elsewhere)."""
+        """Arm the instants due within ARM_AHEAD that still need a timer (after a restart,
+        or made elsewhere), and close what is past its end. Reads only what is due soon,
+        never the whole planned horizon."""
+        horizon = self.loa.now() + ARM_AHEAD
         with self.loa.transaction() as session:
-            undispatched = session.scalars(
-                select(Broadcast).where(
-                    Broadcast.dispatched_at.is_(None), Broadcast.status.in_(UNDISPATCHED)
+            instants = session.scalars(
+                select(Broadcast.scheduled_at)
+                .where(
+                    Broadcast.dispatched_at.is_(None),
+                    Broadcast.status.in_(UNDISPATCHED),
+                    Broadcast.scheduled_at <= horizon,
                 )
-            )
-            unclosed = session.scalars(
-                select(Broadcast).where(
-                    Broadcast.dispatched_at.is_not(None),
-                    Broadcast.status.in_((*OPEN, Status.PLAYING.value)),
-                    Broadcast.deliveries.any(),
-                )
-            )
-            for b in [*undispatched, *unclosed]:
-                self._arm(b)
+                .distinct()
+            ).all()
+        self._arm(instants)
+        close_due(self.loa)
 
-    def _arm(self, b: Broadcast) -> None:
-        """Add the timers this broadcast still lacks."""
-        if b.dispatched_at is None:
-            # One timer per instant: a slot's broadcasts in every commune start together.
-            at = b.scheduled_at
+    def _arm(self, instants: Sequence[datetime]) -> None:
+        # One timer per instant: a slot's broadcasts in every commune start together.
+        for at in instants:
             if at not in self._firing:  # its job is running now and will take it
                 self._add(f"fire:{at.isoformat()}", self._fire_due, at, at)
-        if b.deliveries:
-            self._add(f"close:{b.id}", close, close_time(self.loa, b), b.id)
 
     def _fire_due(self, loa: Loa, when: datetime) -> None:
         self._firing.add(when)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from audio.playout import PlayEvent
 from audio.render import ENGINE_CHAINS
-from scheduler import areas, bulletins, documents, health, lexicon
+from scheduler import areas, bulletins, documents, health, lexicon, planning
 from scheduler import broadcasts as bc
 from scheduler.auth import MANAGERS, Actor, new_token
 from scheduler.context import Loa
@@ -151,13 +152,105 @@ def schedule_bulletin(
     ids = [b.id for b in created]
     for listener in loa.on_scheduled:
         listener(ids)
+    _announce(loa, endpoints)
+    return created
+
+
+def _announce(loa: Loa, endpoints: set[tuple[int, str]]) -> None:
+    """Tell these (endpoint id, kind)s that their schedules changed."""
     by_kind: dict[str, list[int]] = {}
     for endpoint_id, kind in endpoints:
         by_kind.setdefault(kind, []).append(endpoint_id)
     for kind, endpoint_ids in by_kind.items():
         if kind in loa.drivers:
             loa.drivers[kind].announce_many(endpoint_ids)
-    return created
+
+
+def changed(loa: Loa, broadcast_ids: Sequence[int]) -> None:
+    """These broadcasts were made, moved or cancelled: arm their timers and wake their
+    endpoints (an agent drops a cancelled item at once)."""
+    if not broadcast_ids:
+        return
+    for listener in loa.on_scheduled:
+        listener(list(broadcast_ids))
+    with loa.transaction() as session:
+        endpoints: set[tuple[int, str]] = set(
+            session.execute(
+                select(Endpoint.id, Endpoint.kind)
+                .join(Delivery, Delivery.endpoint_id == Endpoint.id)
+                .where(Delivery.broadcast_id.in_(broadcast_ids))
+                .distinct()
+            )
+        )
+    _announce(loa, endpoints)
+
+
+@dataclass(frozen=True)
+class Placed:
+    placement_id: int
+    broadcasts: int
+    overflow: int
+
+
+def place(
+    loa: Loa,
+    actor: Actor,
+    bulletin_id: int,
+    targets: planning.Targets,
+    rule: planning.Rule,
+    priority: Priority | None = None,
+) -> Placed:
+    """Place an approved bulletin (rendering it if needed) and materialise the placement."""
+    actor.require(*MANAGERS)
+    with loa.transaction() as session:
+        bulletins.require_approved(bulletins.get_bulletin(session, bulletin_id))
+        needs_audio = bulletins.get_bulletin(session, bulletin_id).audio_id is None
+    if needs_audio:
+        render_bulletin(loa, actor, bulletin_id)
+    now, tz = loa.now(), loa.settings.timezone
+    with loa.transaction() as session:
+        bulletin = bulletins.get_bulletin(session, bulletin_id)
+        placement = planning.create_placement(
+            session, actor, bulletin, targets, rule, priority, now
+        )
+        until = now + timedelta(days=loa.settings.plan_days)
+        made = planning.materialise(session, now, until, tz, [placement.id])
+    changed(loa, made.created + made.moved)
+    return Placed(placement.id, len(made.created), made.overflow)
+
+
+def extend_plan(loa: Loa) -> planning.Materialised:
+    """Materialise every active placement up to the horizon (the scheduler, daily)."""
+    now = loa.now()
+    with loa.transaction() as session:
+        until = now + timedelta(days=loa.settings.plan_days)
+        made = planning.materialise(session, now, until, loa.settings.timezone)
+    changed(loa, made.created + made.moved)
+    return made
+
+
+def cancel_broadcast(loa: Loa, actor: Actor, broadcast_id: int) -> None:
+    now = loa.now()
+    with loa.transaction() as session:
+        broadcast = bc.get_broadcast(session, broadcast_id)
+        planning.cancel_broadcast(session, actor, broadcast, now)
+        commune_id = broadcast.commune_id
+        until = now + timedelta(days=loa.settings.plan_days)
+        moved = planning.pack(session, [commune_id], now, loa.settings.timezone, until)
+    changed(loa, [broadcast_id, *moved])
+
+
+def cancel_placement(loa: Loa, actor: Actor, placement_id: int) -> int:
+    now = loa.now()
+    with loa.transaction() as session:
+        cancelled = planning.cancel_placement(session, actor, placement_id, now)
+        communes = set(
+            session.scalars(select(Broadcast.commune_id).where(Broadcast.id.in_(cancelled)))
+        )
+        until = now + timedelta(days=loa.settings.plan_days)
+        moved = planning.pack(session, communes, now, loa.settings.timezone, until)
+    changed(loa, cancelled + moved)
+    return len(cancelled)
 
 
 def confirm_broadcast(

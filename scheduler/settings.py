@@ -29,6 +29,7 @@ class Settings:
     language: str = "vi"
     web_threads: int = 16
     horizon_hours: int = 48
+    plan_days: int = 14  # placements become broadcast rows this many days ahead
     piper_model: Path | None = None
     paragraph_pause_ms: int = 700
     max_chars: int = 20000
@@ -146,6 +147,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         language=_choice(env, "LOA_LANGUAGE", "vi", LANGUAGES),
         web_threads=_int(env, "LOA_WEB_THREADS", 16, 2),
         horizon_hours=_int(env, "LOA_HORIZON_HOURS", 48, 1),
+        plan_days=_int(env, "LOA_PLAN_DAYS", 14, 1),
         piper_model=_existing_file(env, "LOA_PIPER_MODEL"),
         paragraph_pause_ms=_int(env, "LOA_PARAGRAPH_PAUSE_MS", 700, 0),
         max_chars=_int(env, "LOA_MAX_CHARS", 20000, 100),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -70,14 +70,14 @@ def _history(
     """Make a status change of a broadcast or a delivery with a conditional UPDATE (only
     from the status this process read), and write its history row. Returns False, writing
     nothing, when another process moved the row first."""
-    model = type(row)
+    if row in session.new:
+        session.flush()  # a row made in this transaction: insert it first
+    table: Table = type(row).__table__  # type: ignore[assignment]
     old = row.status
-    moved = session.execute(
-        update(model)
-        .where(model.id == row.id, model.status == old)
-        .values(status=new)
-        .execution_options(synchronize_session=False)
-    )
+    with session.no_autoflush:  # a flush per move made report batches 4x slower
+        moved = session.execute(
+            update(table).where(table.c.id == row.id, table.c.status == old).values(status=new)
+        )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         session.refresh(row)
         return False

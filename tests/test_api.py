@@ -277,7 +277,7 @@ def test_the_openapi_document_describes_every_api_route(app: Flask, client: Flas
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/v1") and rule.endpoint != "api.openapi":
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
-            path = path.replace("{bulletin_id}", "{id}").replace("{broadcast_id}", "{id}")
+            path = re.sub(r"\{\w+_id\}", "{id}", path)
             routed |= {
                 (m, path) for m in rule.methods or () if m in ("GET", "POST", "PATCH", "DELETE")
             }

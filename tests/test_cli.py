@@ -4,7 +4,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from scheduler import service
+from scheduler import planning, service
 from scheduler.context import build_loa
 from tests.conftest import CENTRE, DATA, THO_SON, make_settings
 from tests.test_loudness import ebur128
@@ -48,13 +48,24 @@ def test_say_reads_stdin_and_refuses_empty_text(tmp_path: Path) -> None:
     assert not (tmp_path / "out.mp3").exists()
 
 
+def test_only_db_upgrade_creates_the_schema_other_commands_say_so(tmp_path: Path) -> None:
+    out = run(["token", "create", "--name", "ci", "--role", "centre"], tmp_path)
+    assert out.returncode == 2 and "loa db upgrade" in out.stderr
+    out = run(["db", "upgrade"], tmp_path)
+    assert out.returncode == 0 and "empty ->" in out.stdout, out.stderr
+    again = run(["db", "upgrade"], tmp_path)
+    assert again.returncode == 0 and "->" not in again.stdout
+
+
 def test_token_create_prints_a_token_the_api_accepts(tmp_path: Path) -> None:
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
     out = run(["token", "create", "--name", "ci", "--role", "centre"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith("loa_")
 
 
 def test_token_create_explains_bad_input(tmp_path: Path) -> None:
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
     out = run(["token", "create", "--name", "x", "--role", "operator"], tmp_path)
     assert out.returncode == 2 and "--commune" in out.stderr
     out = run(["token", "create", "--name", "x", "--role", "king"], tmp_path)
@@ -79,3 +90,23 @@ def test_export_writes_the_as_run_csv_of_a_period(tmp_path: Path, seeded_db: Pat
         ["export", "--from", day, "--to", "2020-01-01", "-o", str(tmp_path / "r.csv")], tmp_path
     )
     assert out.returncode == 2 and "before" in out.stderr
+
+
+def test_plan_lists_each_communes_queue_in_play_order(tmp_path: Path, seeded_db: Path) -> None:
+    (tmp_path / "loa.db").write_bytes(seeded_db.read_bytes())
+    loa = build_loa(make_settings(tmp_path))
+    bulletin = make_bulletin(loa)
+    tomorrow = (loa.now() + timedelta(days=1)).astimezone(loa.settings.timezone).date()
+    rule = planning.Rule(slot_ids=(1, 2), date_from=tomorrow, date_to=tomorrow)
+    service.place(loa, CENTRE, bulletin, planning.Targets(communes=(THO_SON,)), rule)
+    loa.close()
+    out = run(["plan", "--from", tomorrow.isoformat(), "--commune", THO_SON], tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [line.split(" · ")[1] for line in lines if not line.startswith(" ")] == [
+        f"Buổi sáng {tomorrow:%d/%m} 05:30",
+        f"Buổi chiều {tomorrow:%d/%m} 17:00",
+    ]
+    assert "05:30:00" in lines[1] and "Thông báo" in lines[1]
+    bad = run(["plan", "--commune", "00000"], tmp_path)
+    assert bad.returncode == 2 and "00000" in bad.stderr

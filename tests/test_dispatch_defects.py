@@ -72,9 +72,7 @@ def test_a_start_reported_before_the_dispatcher_fires_still_dispatches_the_rest(
     assert [len(d.attempts) for d in after.deliveries] == [0, 1]  # the other cluster started
 
 
-def test_a_restarted_dispatcher_arms_the_close_of_a_broadcast_playing_before_dispatch(
-    loa: Loa,
-) -> None:
+def test_a_restarted_dispatcher_closes_a_broadcast_playing_before_dispatch(loa: Loa) -> None:
     endpoint, _ = service.create_endpoint(loa, ADMIN, THO_SON, "Cụm 1", "agent")
     (b,) = service.schedule_bulletin(loa, CENTRE, make_bulletin(loa), [THO_SON], None)
     d = broadcast(loa, b.id).deliveries[0]
@@ -82,7 +80,12 @@ def test_a_restarted_dispatcher_arms_the_close_of_a_broadcast_playing_before_dis
     dispatcher = Dispatcher(loa)
     dispatcher.sweep()
     assert dispatcher.scheduler.get_job(f"fire:{b.scheduled_at.isoformat()}") is not None
-    assert dispatcher.scheduler.get_job(f"close:{b.id}") is not None
+    fire_due(loa, b.scheduled_at)  # the timer's work
+    loa.clock.advance(600)  # type: ignore[attr-defined]
+    dispatcher.sweep()  # no end-of-play report ever came
+    closed = broadcast(loa, b.id)
+    assert closed.status == Status.FAILED
+    assert closed.deliveries[0].error == "no end-of-play report"
 
 
 def test_a_driver_that_crashes_does_not_stop_the_other_endpoints(loa: Loa) -> None:

@@ -33,7 +33,8 @@ from scheduler.errors import InvalidInput, LoaError
 from scheduler.health import Beat
 from scheduler.models import Endpoint
 from scheduler.schedules import parse_beat
-from web.api import LONG_POLL_MAX_SECONDS, STATUS_BY_ERROR, ReportsIn, schedule_documents
+from web.api.common import STATUS_BY_ERROR
+from web.api.endpoints import LONG_POLL_MAX_SECONDS, ReportsIn, schedule_documents
 
 log = logging.getLogger(__name__)
 

@@ -96,9 +96,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("slot_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("slot_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("position", sa.Integer(), nullable=True))
-        batch.add_column(
-            sa.Column("overflow", sa.Boolean(), nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("overflow", sa.Boolean(), nullable=False, server_default="0"))
         batch.create_foreign_key(
             "fk_broadcasts_placement_id_placements", "placements", ["placement_id"], ["id"]
         )

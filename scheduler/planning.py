@@ -1,0 +1,720 @@
+"""A district's week: slots (khung giờ), groups of communes, placements (lịch phát)
+materialised into broadcast rows over a rolling horizon, and each commune's queue per slot.
+
+Materialising is idempotent: a broadcast is unique per (placement, commune, planned time).
+Packing walks a commune's slot occurrences in time order and lays their broadcasts back to
+back by real audio length, emergency > priority > normal, then the centre's order; what
+does not fit moves on to the commune's next slot, flagged `overflow` — never dropped, never
+cut. Only rows not yet dispatched and not about to play move; history is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from scheduler import areas
+from scheduler.auth import MANAGERS, Actor
+from scheduler.bulletins import require_approved
+from scheduler.errors import Conflict, InvalidInput, NotFound
+from scheduler.models import (
+    Area,
+    AudioAsset,
+    Broadcast,
+    BroadcastEvent,
+    Bulletin,
+    Delivery,
+    Endpoint,
+    Group,
+    Placement,
+    Priority,
+    Slot,
+    Status,
+)
+from scheduler.status import move_broadcast, move_delivery
+
+log = logging.getLogger(__name__)
+
+FREEZE = timedelta(seconds=60)  # what plays within a minute keeps its time
+GAP = timedelta(seconds=1)  # between two items of a queue
+MAX_REPEAT = 1000
+OVERFLOW_DAYS = 31  # how far past the horizon an overflow may still be queued
+OPEN = (Status.SCHEDULED.value, Status.DELIVERED.value)
+ALL_DAYS = "1234567"
+
+
+# --- slots and groups ---------------------------------------------------------------------
+
+
+def local_midnight(moment: datetime, tz: ZoneInfo) -> datetime:
+    return datetime.combine(moment.astimezone(tz).date(), time(), tz)
+
+
+def parse_hhmm(text: str) -> time:
+    try:
+        hours, minutes = (int(part) for part in text.split(":"))
+        return time(hours, minutes)
+    except ValueError:
+        raise InvalidInput(
+            f"a time of day is written HH:MM, got {text!r}", "invalid_time"
+        ) from None
+
+
+def weekdays_text(days: Iterable[int] | None) -> str:
+    """ISO weekdays (1 = Monday) as stored: "135"; refuses an empty or out-of-range list."""
+    if days is None:
+        return ALL_DAYS
+    chosen = sorted(set(days))
+    if not chosen or chosen[0] < 1 or chosen[-1] > 7:
+        raise InvalidInput("weekdays are 1 (Monday) to 7 (Sunday), at least one", "invalid_days")
+    return "".join(map(str, chosen))
+
+
+def communes_by_code(session: Session, codes: Sequence[str]) -> list[Area]:
+    if len(set(codes)) != len(codes):
+        raise InvalidInput("a commune is listed twice", "duplicate_commune")
+    return [areas.commune_by_code(session, code) for code in codes]
+
+
+def create_slot(
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    start: str,
+    minutes: int,
+    weekdays: Sequence[int] | None,
+    communes: Sequence[str] | None,
+    now: datetime,
+) -> Slot:
+    actor.require(*MANAGERS)
+    begin = parse_hhmm(start)
+    if minutes < 1:
+        raise InvalidInput("a slot lasts at least one minute", "invalid_minutes")
+    if begin.hour * 60 + begin.minute + minutes > 24 * 60:
+        raise InvalidInput(
+            f"the slot {start} + {minutes} min ends after midnight; make two slots",
+            "slot_past_midnight",
+        )
+    slot = Slot(
+        name=name.strip(),
+        start=begin.strftime("%H:%M"),
+        minutes=minutes,
+        weekdays=weekdays_text(weekdays),
+        all_communes=communes is None,
+        active=True,
+        created_at=now,
+        communes=communes_by_code(session, communes or []),
+    )
+    if not slot.name:
+        raise InvalidInput("a slot needs a name", "invalid_name")
+    session.add(slot)
+    session.flush()
+    return slot
+
+
+def create_group(
+    session: Session, actor: Actor, name: str, communes: Sequence[str], now: datetime
+) -> Group:
+    actor.require(*MANAGERS)
+    name = name.strip()
+    if not name or not communes:
+        raise InvalidInput("a group needs a name and at least one commune", "invalid_group")
+    if session.scalar(select(Group.id).where(Group.name == name)) is not None:
+        raise Conflict(f"a group named {name!r} exists", "duplicate")
+    group = Group(name=name, created_at=now, communes=communes_by_code(session, communes))
+    session.add(group)
+    session.flush()
+    return group
+
+
+def group_by_name(session: Session, name: str) -> Group:
+    group = session.scalar(select(Group).where(Group.name == name))
+    if group is None:
+        raise NotFound(f"no group is named {name!r}", "unknown_group")
+    return group
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One slot on one day, in UTC."""
+
+    slot_id: int
+    start: datetime
+    end: datetime
+
+
+def slot_occurrences(
+    slots: Sequence[Slot], first: date, last: date, tz: ZoneInfo
+) -> dict[int | None, list[Occurrence]]:
+    """Each slot's occurrences on the local days first..last, keyed by commune id (None:
+    slots for all communes), each list in time order."""
+    out: dict[int | None, list[Occurrence]] = defaultdict(list)
+    day = first
+    while day <= last:
+        for slot in slots:
+            if str(day.isoweekday()) not in slot.weekdays:
+                continue
+            start = datetime.combine(day, parse_hhmm(slot.start), tz).astimezone(UTC)
+            occ = Occurrence(slot.id, start, start + timedelta(minutes=slot.minutes))
+            for key in [None] if slot.all_communes else [c.id for c in slot.communes]:
+                out[key].append(occ)
+        day += timedelta(days=1)
+    for occs in out.values():
+        occs.sort(key=lambda o: (o.start, o.slot_id))
+    return out
+
+
+def active_slots(session: Session) -> list[Slot]:
+    return list(
+        session.scalars(
+            select(Slot).where(Slot.active.is_(True)).options(selectinload(Slot.communes))
+        )
+    )
+
+
+# --- placements ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When a placement plays: `once` at a time; into `slot_ids` on the local days
+    date_from..date_to (optionally only `weekdays`); or `repeat` times from `at`, every
+    `every_seconds`."""
+
+    once: datetime | None = None
+    slot_ids: tuple[int, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+    weekdays: tuple[int, ...] | None = None
+    at: datetime | None = None
+    repeat: int | None = None
+    every_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where: every commune, a group by name, or a list of commune codes."""
+
+    all: bool = False
+    group: str | None = None
+    communes: tuple[str, ...] = ()
+
+
+def _apply_rule(session: Session, placement: Placement, rule: Rule, now: datetime) -> None:
+    if rule.once is not None:
+        placement.rule, placement.at = "once", rule.once
+        if rule.once < now - FREEZE:
+            raise InvalidInput(f"the time {rule.once.isoformat()} is in the past", "time_in_past")
+    elif rule.repeat is not None:
+        if rule.at is None or rule.every_seconds is None:
+            raise InvalidInput("a repeat needs at, repeat and every_seconds", "invalid_rule")
+        if not 1 <= rule.repeat <= MAX_REPEAT:
+            raise InvalidInput(f"repeat is 1 to {MAX_REPEAT} times", "invalid_repeat")
+        if rule.every_seconds < 1:
+            raise InvalidInput("every_seconds is at least 1", "invalid_repeat")
+        if rule.at < now - FREEZE:
+            raise InvalidInput(f"the time {rule.at.isoformat()} is in the past", "time_in_past")
+        placement.rule, placement.at = "repeat", rule.at
+        placement.repeat, placement.every_seconds = rule.repeat, rule.every_seconds
+    elif rule.slot_ids:
+        if rule.date_from is None or rule.date_to is None:
+            raise InvalidInput("slots need from and to dates", "invalid_rule")
+        if rule.date_to < rule.date_from:
+            raise InvalidInput(
+                f"the range ends ({rule.date_to}) before it starts ({rule.date_from})",
+                "invalid_range",
+            )
+        slots = []
+        for slot_id in dict.fromkeys(rule.slot_ids):
+            slot = session.get(Slot, slot_id)
+            if slot is None or not slot.active:
+                raise NotFound(f"no slot has the id {slot_id}", "unknown_slot")
+            slots.append(slot)
+        placement.rule, placement.slots = "slots", slots
+        placement.date_from, placement.date_to = rule.date_from, rule.date_to
+        placement.weekdays = None if rule.weekdays is None else weekdays_text(rule.weekdays)
+    else:
+        raise InvalidInput("the rule is once, slots or repeat", "invalid_rule")
+
+
+def _apply_targets(session: Session, placement: Placement, targets: Targets) -> None:
+    if targets.all:
+        placement.target = "all"
+    elif targets.group is not None:
+        placement.target, placement.group = "group", group_by_name(session, targets.group)
+    elif targets.communes:
+        placement.target = "list"
+        placement.communes = communes_by_code(session, list(targets.communes))
+    else:
+        raise InvalidInput('choose the communes: "all", a group or a list', "no_communes")
+
+
+def create_placement(
+    session: Session,
+    actor: Actor,
+    bulletin: Bulletin,
+    targets: Targets,
+    rule: Rule,
+    priority: Priority | None,
+    now: datetime,
+) -> Placement:
+    """A checked placement row (not materialised yet)."""
+    actor.require(*MANAGERS)
+    require_approved(bulletin)
+    if bulletin.audio is None:
+        raise Conflict(f"bulletin {bulletin.id} has no audio yet", "no_audio")
+    placement = Placement(
+        bulletin=bulletin,
+        priority=(priority or Priority(bulletin.priority)).value,
+        created_by=actor.name,
+        created_at=now,
+    )
+    _apply_targets(session, placement, targets)
+    _apply_rule(session, placement, rule, now)
+    if placement.rule == "slots":
+        length = bulletin.audio.duration_seconds
+        if all(slot.minutes * 60 < length for slot in placement.slots):
+            raise InvalidInput(
+                f"the bulletin lasts {length:.0f} s, longer than any of its slots",
+                "never_fits",
+            )
+    session.add(placement)
+    session.flush()
+    return placement
+
+
+def target_communes(session: Session, placements: Sequence[Placement]) -> dict[int, list[int]]:
+    """Each placement's commune ids."""
+    every: list[int] | None = None
+    out = {}
+    for p in placements:
+        if p.target == "all":
+            if every is None:
+                every = [c.id for c in areas.communes(session)]
+            out[p.id] = every
+        elif p.target == "group":
+            assert p.group is not None
+            out[p.id] = [c.id for c in p.group.communes]
+        else:
+            out[p.id] = [c.id for c in p.communes]
+    return out
+
+
+@dataclass(frozen=True)
+class Wanted:
+    placement_id: int
+    commune_id: int
+    planned_at: datetime
+    slot_id: int | None
+
+
+def _local_days(first: date, last: date) -> Iterable[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def wanted_broadcasts(
+    placement: Placement,
+    communes: Sequence[int],
+    occurrences: dict[int | None, list[Occurrence]],
+    now: datetime,
+    until: datetime,
+    tz: ZoneInfo,
+) -> Iterable[Wanted]:
+    """The broadcasts a placement's rule asks for from now (slots: up to `until`)."""
+    if placement.rule in ("once", "repeat"):
+        assert placement.at is not None
+        count, step = placement.repeat or 1, timedelta(seconds=placement.every_seconds or 0)
+        for n in range(count):
+            at = placement.at + n * step
+            if at >= now - FREEZE:
+                yield from (Wanted(placement.id, c, at, None) for c in communes)
+        return
+    assert placement.date_from is not None and placement.date_to is not None
+    first = max(placement.date_from, now.astimezone(tz).date())
+    last = min(placement.date_to, until.astimezone(tz).date())
+    days = placement.weekdays or ALL_DAYS
+    slot_ids = {s.id for s in placement.slots}
+    for commune in communes:
+        for occ in occurrences.get(None, []) + occurrences.get(commune, []):
+            if occ.slot_id not in slot_ids or occ.end <= now + FREEZE:
+                continue
+            day = occ.start.astimezone(tz).date()
+            if first <= day <= last and str(day.isoweekday()) in days:
+                yield Wanted(placement.id, commune, occ.start, occ.slot_id)
+
+
+@dataclass
+class Materialised:
+    created: list[int]  # new broadcast ids
+    moved: list[int]  # broadcasts whose time or slot changed in packing
+    overflow: int  # of the placements' broadcasts, how many sit outside their planned slot
+    communes: set[int]
+
+
+def materialise(
+    session: Session,
+    now: datetime,
+    until: datetime,
+    tz: ZoneInfo,
+    placement_ids: Sequence[int] | None = None,
+) -> Materialised:
+    """Make the broadcasts active placements ask for up to `until` (those missing only),
+    with a delivery per active endpoint, then pack the queues of the communes touched."""
+    q = (
+        select(Placement)
+        .where(Placement.cancelled_at.is_(None))
+        .options(
+            selectinload(Placement.slots),
+            selectinload(Placement.communes),
+            selectinload(Placement.group).selectinload(Group.communes),
+            selectinload(Placement.bulletin).selectinload(Bulletin.audio),
+        )
+    )
+    if placement_ids is not None:
+        q = q.where(Placement.id.in_(placement_ids))
+    placements = list(session.scalars(q))
+    if not placements:
+        return Materialised([], [], 0, set())
+    targets = target_communes(session, placements)
+    first = now.astimezone(tz).date() - timedelta(days=1)
+    occurrences = slot_occurrences(active_slots(session), first, until.astimezone(tz).date(), tz)
+    by_id = {p.id: p for p in placements}
+    wanted = [
+        w
+        for p in placements
+        for w in wanted_broadcasts(p, targets[p.id], occurrences, now, until, tz)
+    ]
+    have = set(
+        session.execute(
+            select(Broadcast.placement_id, Broadcast.commune_id, Broadcast.planned_at).where(
+                Broadcast.placement_id.in_(by_id), Broadcast.planned_at >= now - FREEZE
+            )
+        )
+    )
+    new = [w for w in wanted if (w.placement_id, w.commune_id, w.planned_at) not in have]
+    created = _insert(session, new, by_id, now) if new else []
+    touched = {w.commune_id for w in new}
+    moved = pack(session, touched, now, tz, until) if touched else []
+    overflow = session.scalar(
+        select(func.count()).where(
+            Broadcast.placement_id.in_(by_id),
+            Broadcast.overflow.is_(True),
+            Broadcast.status.in_(OPEN),
+        )
+    )
+    return Materialised(created, moved, overflow or 0, touched)
+
+
+def _insert(
+    session: Session, new: Sequence[Wanted], placements: dict[int, Placement], now: datetime
+) -> list[int]:
+    """Insert these broadcasts, their deliveries and their first history rows in bulk."""
+    rows = []
+    for w in new:
+        p = placements[w.placement_id]
+        assert p.bulletin.audio_id is not None
+        rows.append(
+            {
+                "bulletin_id": p.bulletin_id,
+                "commune_id": w.commune_id,
+                "audio_id": p.bulletin.audio_id,
+                "priority": p.priority,
+                "scheduled_at": w.planned_at,
+                "status": Status.SCHEDULED.value,
+                "created_by": p.created_by,
+                "created_at": now,
+                "placement_id": p.id,
+                "planned_at": w.planned_at,
+                "slot_id": w.slot_id,
+                "slot_at": w.planned_at if w.slot_id is not None else None,
+                "overflow": False,
+            }
+        )
+    ids = list(
+        session.scalars(
+            insert(Broadcast).returning(Broadcast.id, sort_by_parameter_order=True), rows
+        )
+    )
+    endpoints: dict[int, list[int]] = defaultdict(list)
+    for endpoint_id, commune_id in session.execute(
+        select(Endpoint.id, Endpoint.commune_id).where(
+            Endpoint.active.is_(True), Endpoint.commune_id.in_({w.commune_id for w in new})
+        )
+    ):
+        endpoints[commune_id].append(endpoint_id)
+    deliveries = [
+        {"broadcast_id": b_id, "endpoint_id": e_id, "status": Status.SCHEDULED.value}
+        for b_id, w in zip(ids, new, strict=True)
+        for e_id in endpoints[w.commune_id]
+    ]
+    if deliveries:
+        session.execute(insert(Delivery), deliveries)
+    events = [
+        {
+            "broadcast_id": b_id,
+            "at": now,
+            "to_status": Status.SCHEDULED.value,
+            "actor": placements[w.placement_id].created_by,
+            "reason": f"placement {w.placement_id}",
+        }
+        for b_id, w in zip(ids, new, strict=True)
+    ]
+    session.execute(insert(BroadcastEvent), events)
+    return ids
+
+
+# --- queues -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Item:
+    id: int
+    commune_id: int
+    planned_at: datetime
+    seconds: float
+    rank: int
+    placement_id: int
+    slot_id: int | None
+    slot_at: datetime | None
+    scheduled_at: datetime
+    position: int | None
+    overflow: bool
+    fixed: bool
+
+    def key(self) -> tuple[int, datetime, int, int]:
+        return (-self.rank, self.planned_at, self.placement_id, self.id)
+
+
+RANK = {p.value: p.rank for p in Priority}
+
+
+def pack(
+    session: Session, commune_ids: Iterable[int], now: datetime, tz: ZoneInfo, until: datetime
+) -> list[int]:
+    """Lay out the slot queues of these communes from now on; returns the ids of the
+    broadcasts whose slot, time, position or overflow flag changed."""
+    commune_ids = list(commune_ids)
+    first = now.astimezone(tz).date() - timedelta(days=1)
+    last = until.astimezone(tz).date() + timedelta(days=OVERFLOW_DAYS)
+    occurrences = slot_occurrences(active_slots(session), first, last, tz)
+    rows = session.execute(
+        select(
+            Broadcast.id,
+            Broadcast.commune_id,
+            Broadcast.planned_at,
+            AudioAsset.duration_seconds,
+            Broadcast.priority,
+            Broadcast.placement_id,
+            Broadcast.slot_id,
+            Broadcast.slot_at,
+            Broadcast.scheduled_at,
+            Broadcast.position,
+            Broadcast.overflow,
+            Broadcast.status,
+            Broadcast.dispatched_at,
+        )
+        .join(AudioAsset, Broadcast.audio_id == AudioAsset.id)
+        .where(
+            Broadcast.commune_id.in_(commune_ids),
+            Broadcast.slot_at.is_not(None),
+            Broadcast.slot_at >= datetime.combine(first, time(), tz).astimezone(UTC),
+            Broadcast.status != Status.CANCELLED.value,
+        )
+    ).all()
+    by_commune: dict[int, list[_Item]] = defaultdict(list)
+    for r in rows:
+        fixed = r.dispatched_at is not None or r.status not in OPEN or r.scheduled_at < now + FREEZE
+        by_commune[r.commune_id].append(
+            _Item(
+                r.id,
+                r.commune_id,
+                r.planned_at,
+                r.duration_seconds,
+                RANK[r.priority],
+                r.placement_id,
+                r.slot_id,
+                r.slot_at,
+                r.scheduled_at,
+                r.position,
+                r.overflow,
+                fixed,
+            )
+        )
+    changes, moved = [], []
+    for commune_id, items in by_commune.items():
+        occs = sorted(
+            occurrences.get(None, []) + occurrences.get(commune_id, []),
+            key=lambda o: (o.start, o.slot_id),
+        )
+        for item, values in _pack_commune(items, occs, now):
+            changes.append({"id": item.id, **values})
+            moved.append(item.id)
+    if changes:
+        session.execute(update(Broadcast), changes)
+    return moved
+
+
+def _pack_commune(
+    items: list[_Item], occs: list[Occurrence], now: datetime
+) -> Iterable[tuple[_Item, dict[str, object]]]:
+    """One commune: yields each movable item whose placing changed, with its new values."""
+    fixed_end: dict[tuple[int | None, datetime | None], datetime] = {}
+    fixed_count: dict[tuple[int | None, datetime | None], int] = defaultdict(int)
+    for item in items:
+        if item.fixed:
+            key = (item.slot_id, item.slot_at)
+            end = item.scheduled_at + timedelta(seconds=item.seconds) + GAP
+            fixed_end[key] = max(fixed_end.get(key, end), end)
+            fixed_count[key] += 1
+    waiting = sorted((i for i in items if not i.fixed), key=lambda i: i.planned_at)
+    pending: list[_Item] = []
+    start_floor = now + FREEZE
+    for occ in occs:
+        while waiting and waiting[0].planned_at <= occ.start:
+            pending.append(waiting.pop(0))
+        if occ.end <= start_floor or not pending:
+            continue
+        key = (occ.slot_id, occ.start)
+        cursor = max(occ.start, start_floor, fixed_end.get(key, occ.start))
+        position = fixed_count[key]
+        left = []
+        for item in sorted(pending, key=_Item.key):
+            length = timedelta(seconds=item.seconds)
+            if cursor + length > occ.end:
+                left.append(item)
+                continue
+            position += 1
+            new = {
+                "slot_id": occ.slot_id,
+                "slot_at": occ.start,
+                "scheduled_at": cursor,
+                "position": position,
+                "overflow": item.planned_at != occ.start,
+            }
+            old = {k: getattr(item, k) for k in new}
+            if new != old:
+                yield item, new
+            cursor = cursor + length + GAP
+        pending = left
+    for item in pending + waiting:  # past every slot known: keep it, flagged
+        log.warning("broadcast %s fits no slot of its commune in the horizon", item.id)
+        if not item.overflow:
+            yield item, {"overflow": True}
+
+
+# --- cancel and plan ----------------------------------------------------------------------
+
+
+def cancel_broadcast(session: Session, actor: Actor, broadcast: Broadcast, now: datetime) -> None:
+    """Cancel a broadcast that has not started anywhere yet."""
+    actor.require(*MANAGERS)
+    if broadcast.status not in OPEN:
+        raise Conflict(
+            f"broadcast {broadcast.id} is {broadcast.status}; only one not started yet "
+            "can be cancelled",
+            "not_cancellable",
+        )
+    for d in broadcast.deliveries:
+        move_delivery(session, d, Status.CANCELLED, now, actor.name, "cancelled")
+    if not broadcast.deliveries:
+        move_broadcast(session, broadcast, Status.CANCELLED, now, actor.name, "cancelled")
+
+
+def cancel_placement(session: Session, actor: Actor, placement_id: int, now: datetime) -> list[int]:
+    """Stop a placement: its future broadcasts are cancelled; the past stays as it was.
+    Returns the ids cancelled."""
+    actor.require(*MANAGERS)
+    placement = session.get(Placement, placement_id)
+    if placement is None:
+        raise NotFound(f"no placement has the id {placement_id}", "unknown_placement")
+    if placement.cancelled_at is None:
+        placement.cancelled_at, placement.cancelled_by = now, actor.name
+    future = session.scalars(
+        select(Broadcast)
+        .where(
+            Broadcast.placement_id == placement_id,
+            Broadcast.status.in_(OPEN),
+            Broadcast.dispatched_at.is_(None),
+            Broadcast.scheduled_at > now,
+        )
+        .options(selectinload(Broadcast.deliveries))
+    ).all()
+    for b in future:
+        cancel_broadcast(session, actor, b, now)
+    return [b.id for b in future]
+
+
+PLAN_COLUMNS = (
+    Broadcast.id,
+    Area.code,
+    Area.name,
+    Broadcast.scheduled_at,
+    Broadcast.bulletin_id,
+    Bulletin.title,
+    Broadcast.priority,
+    Broadcast.placement_id,
+    Broadcast.slot_id,
+    Slot.name,
+    Broadcast.slot_at,
+    Broadcast.position,
+    Broadcast.status,
+    Broadcast.overflow,
+    AudioAsset.duration_seconds,
+)
+
+
+def plan(
+    session: Session, start: datetime, end: datetime, commune_id: int | None = None
+) -> list[dict[str, object]]:
+    """Broadcasts from start to end, per commune in play order, one flat query."""
+    q = (
+        select(*PLAN_COLUMNS)
+        .join(Area, Broadcast.commune_id == Area.id)
+        .join(Bulletin, Broadcast.bulletin_id == Bulletin.id)
+        .join(AudioAsset, Broadcast.audio_id == AudioAsset.id)
+        .outerjoin(Slot, Broadcast.slot_id == Slot.id)
+        .where(Broadcast.scheduled_at >= start, Broadcast.scheduled_at < end)
+        .order_by(Area.code, Broadcast.scheduled_at, Broadcast.position, Broadcast.id)
+    )
+    if commune_id is not None:
+        q = q.where(Broadcast.commune_id == commune_id)
+    keys = (
+        "id", "commune", "commune_name", "scheduled_at", "bulletin_id", "title", "priority",
+        "placement_id", "slot_id", "slot", "slot_at", "position", "status", "overflow",
+        "duration_seconds",
+    )  # fmt: skip
+    return [dict(zip(keys, row, strict=True)) for row in session.execute(q)]
+
+
+def plan_lines(rows: Sequence[dict[str, object]], tz: ZoneInfo) -> Iterable[str]:
+    """`loa plan`: a heading per commune and slot, then one line per item in play order."""
+    heading = None
+    for row in rows:
+        slot_at = row["slot_at"]
+        when = slot_at.astimezone(tz) if isinstance(slot_at, datetime) else None
+        head = f"{row['commune']} {row['commune_name']} · " + (
+            f"{row['slot']} {when:%d/%m %H:%M}" if when else "ngoài khung giờ"
+        )
+        if head != heading:
+            heading = head
+            yield head
+        at = row["scheduled_at"]
+        assert isinstance(at, datetime)
+        flags = " [tràn: chuyển sang]" if row["overflow"] else ""
+        seconds = float(row["duration_seconds"])  # type: ignore[arg-type]
+        yield (
+            f"  {row['position'] or '-':>2} {at.astimezone(tz):%H:%M:%S} "
+            f"{seconds:>6.0f}s {row['priority']:<9} {row['status']:<10} "
+            f"#{row['id']} {row['title']}{flags}"
+        )
