@@ -1,0 +1,70 @@
+"""`loa web` and `loa scheduler` as separate processes on one database (SQLite here)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import THO_BINH, THO_SON
+from tests.test_e2e import LOA, TEXT, Server
+
+
+def wait_for(check: object, what: str, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"{what}:\n{log.read_text()}"
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def split(tmp_path: Path, seeded_db: Path) -> Iterator[Server]:
+    (tmp_path / "loa.db").write_bytes(seeded_db.read_bytes())
+    srv = Server(tmp_path)
+    srv.start("scheduler", "--virtual-speakers", log="scheduler.log")
+    srv.start("web", "--port", str(srv.port), log="web.log")
+    log = tmp_path / "scheduler.log"
+    wait_for(lambda: "scheduler running" in log.read_text(), "scheduler start", 30, log)
+
+    def up() -> bool:
+        try:
+            return requests.get(srv.url + "/api/v1/openapi.json", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    wait_for(up, "web start", 30, tmp_path / "web.log")
+    out = subprocess.run(
+        [LOA, "token", "create", "--name", "split", "--role", "centre"],
+        env=srv.env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    srv.token = out.stdout.strip()
+    yield srv
+    for proc in srv.procs:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_a_placement_made_on_loa_web_is_played_by_loa_scheduler(split: Server) -> None:
+    bulletin = split.call("POST", "/bulletins", json={"title": "CCHC", "text": TEXT})["id"]
+    split.call("POST", f"/bulletins/{bulletin}/approve")
+    at = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
+    placed = split.call(
+        "POST", "/placements",
+        json={"bulletin_id": bulletin, "communes": [THO_SON, THO_BINH],
+              "rule": {"once": at.isoformat()}},
+    )  # fmt: skip
+    assert placed["broadcasts"] == 2
+
+    def played() -> bool:
+        rows = split.call("GET", f"/broadcasts?from={at.date().isoformat()}")
+        return sorted(r["status"] for r in rows) == ["played", "played"]
+
+    wait_for(played, "played on virtual speakers", 90, split.data / "scheduler.log")
+    rows = split.call("GET", f"/broadcasts?from={at.date().isoformat()}")
+    starts = [datetime.fromisoformat(r["started_at"]) for r in rows]
+    assert all(abs((s - at).total_seconds()) < 2 for s in starts)
