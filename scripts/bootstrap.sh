@@ -3,8 +3,8 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEBIAN_PACKAGES=(ffmpeg espeak-ng)
-# Only the tests need these (a real broker and a real stream server).
-TEST_DEBIAN_PACKAGES=(mosquitto icecast2)
+# Only the tests need these (a real broker, a real stream server, a real PostgreSQL).
+TEST_DEBIAN_PACKAGES=(mosquitto icecast2 postgresql)
 
 say() { printf '\033[1m[loa]\033[0m %s\n' "$*" >&2; }
 
@@ -14,6 +14,7 @@ ensure_debian_packages() {
     case "$pkg" in
       ffmpeg) command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg) ;;
       mosquitto) [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto) ;;
+      postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql) ;;
       *) command -v "$pkg" >/dev/null || missing+=("$pkg") ;;
     esac
   done

@@ -128,8 +128,35 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules marked `both_databases` run each test on SQLite and on PostgreSQL."""
+    if "backend" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_databases") is not None
+        metafunc.parametrize("backend", ["sqlite", "postgresql"] if both else ["sqlite"])
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A throwaway PostgreSQL server with a migrated, seeded template database."""
+    from tests.postgres_server import running_postgres
+
+    with running_postgres() as server:
+        server.execute('CREATE DATABASE "loa_template"')
+        data = tmp_path_factory.mktemp("pg-template")
+        loa = build_loa(make_settings(data, LOA_DATABASE_URL=server.url("loa_template")))
+        with loa.transaction() as session:
+            seed_demo(session, START)
+        loa.close()
+        yield server
+
+
 @pytest.fixture
-def settings(tmp_path: Path, seeded_db: Path) -> Settings:
+def settings(
+    tmp_path: Path, seeded_db: Path, backend: str, request: pytest.FixtureRequest
+) -> Settings:
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgres").new_database("loa_template")
+        return make_settings(tmp_path, LOA_DATABASE_URL=url)
     shutil.copyfile(seeded_db, tmp_path / "loa.db")
     return make_settings(tmp_path)
 

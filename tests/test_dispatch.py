@@ -18,6 +18,8 @@ from scheduler.settings import Settings
 from tests.conftest import ADMIN, CENTRE, THO_BINH, THO_SON
 from tests.test_scheduling import make_bulletin
 
+pytestmark = pytest.mark.both_databases
+
 
 def with_virtual_speakers(loa: Loa) -> Loa:
     loa.drivers["virtual"] = VirtualDriver(

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from scheduler import broadcasts as bc
@@ -16,6 +17,8 @@ from scheduler.status import move_delivery
 from tests.conftest import ADMIN, CENTRE, THO_BINH, THO_SON
 from tests.test_dispatch import broadcast, with_virtual_speakers
 from tests.test_scheduling import make_bulletin
+
+pytestmark = pytest.mark.both_databases
 
 
 class Scripted(Driver):

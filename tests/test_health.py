@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from scheduler import service
@@ -10,6 +11,8 @@ from scheduler.context import Loa
 from scheduler.models import Endpoint, EndpointEvent
 from tests.conftest import ADMIN, THO_BINH, THO_SON, Api
 from tests.test_dispatch import with_virtual_speakers
+
+pytestmark = pytest.mark.both_databases
 
 
 def poll(api: Api, token: str, **heartbeat: str) -> None:

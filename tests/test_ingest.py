@@ -15,6 +15,8 @@ from tests.conftest import ADMIN, CENTRE, THO_BINH, THO_SON, THO_TIEN
 from tests.test_dispatch import broadcast
 from tests.test_scheduling import make_bulletin
 
+pytestmark = pytest.mark.both_databases
+
 
 def test_concurrent_batches_are_applied_together_and_a_bad_one_fails_alone(loa: Loa) -> None:
     codes = [THO_SON, THO_BINH, THO_TIEN]

@@ -14,6 +14,8 @@ from scheduler.models import Broadcast, Placement, Slot
 from tests.conftest import ADMIN, THO_BINH, THO_SON, THO_TIEN, Api
 from web.api.endpoints import schedule_documents
 
+pytestmark = pytest.mark.both_databases
+
 LONG = "Thông báo về cải cách hành chính của xã. " * 20  # about 35 s of speech
 WEEK = {"from": "2026-11-27", "to": "2026-12-03"}  # Friday to Thursday
 

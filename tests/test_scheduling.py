@@ -11,6 +11,8 @@ from scheduler.errors import Conflict, Forbidden, InvalidInput
 from scheduler.models import Broadcast, BroadcastEvent, Priority, Role, Status
 from tests.conftest import ADMIN, CENTRE, REPORTER, SHORT_TEXT, THO_BINH, THO_SON
 
+pytestmark = pytest.mark.both_databases
+
 
 def make_bulletin(loa: Loa, approve: bool = True, priority: Priority = Priority.NORMAL) -> int:
     with loa.transaction() as s:

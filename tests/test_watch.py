@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -21,6 +22,8 @@ from tests.test_dispatch import broadcast
 from tests.test_health import poll
 from tests.test_panel import Panel
 from tests.test_scheduling import make_bulletin
+
+pytestmark = pytest.mark.both_databases
 
 CONFIRM_AFTER = timedelta(minutes=30)
 ESCALATE_AFTER = timedelta(hours=4)
