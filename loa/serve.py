@@ -12,6 +12,7 @@ from scheduler.context import Loa
 from scheduler.demo import DEMO_USERS, seed_demo, seed_operator_task
 from scheduler.dispatch import Dispatcher
 from scheduler.service import sync_virtual_speakers
+from scheduler.wakeups import start_wakeups
 from scheduler.wiring import install_drivers
 from web import create_app
 from web.server import make_server
@@ -53,12 +54,15 @@ def serve(loa: Loa, host: str, port: int, demo: bool, virtual_speakers: bool) ->
         print("Demo logins:", flush=True)
         for user in DEMO_USERS:
             print(f"  {user.username} / {user.password}  ({user.role.value})", flush=True)
+    wakeups = start_wakeups(loa)  # several `loa serve` on one PostgreSQL database
     server = make_server(loa, app, host, port)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if wakeups:
+            wakeups.close()
         dispatcher.shutdown()
         loa.close()
         print("Loa stopped.", file=sys.stderr, flush=True)
@@ -67,6 +71,7 @@ def serve(loa: Loa, host: str, port: int, demo: bool, virtual_speakers: bool) ->
 def serve_web(loa: Loa, host: str, port: int) -> None:
     """The panel and API alone: no timers, no drivers but the agents' (served here)."""
     signal.signal(signal.SIGTERM, _exit)
+    wakeups = start_wakeups(loa)
     server = make_server(loa, create_app(loa), host, port)
     print(f"Loa web at http://{host}:{port}", flush=True)
     try:
@@ -74,6 +79,8 @@ def serve_web(loa: Loa, host: str, port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        if wakeups:
+            wakeups.close()
         loa.close()
 
 
@@ -84,6 +91,7 @@ def serve_scheduler(loa: Loa, virtual_speakers: bool) -> None:
     sync_virtual_speakers(loa, virtual_speakers)
     dispatcher = Dispatcher(loa)
     dispatcher.start()
+    wakeups = start_wakeups(loa)
     signal.signal(signal.SIGTERM, _exit)
     print("Loa scheduler running", flush=True)
     try:
@@ -91,6 +99,8 @@ def serve_scheduler(loa: Loa, virtual_speakers: bool) -> None:
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        if wakeups:
+            wakeups.close()
         dispatcher.shutdown()
         loa.close()
         print("Loa scheduler stopped.", file=sys.stderr, flush=True)

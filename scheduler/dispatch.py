@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import ColumnElement, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from scheduler.context import Loa
@@ -108,17 +108,26 @@ def claim(session: Session, broadcast_ids: Sequence[int], now: datetime) -> list
     were claimed by another dispatcher first)."""
     if not broadcast_ids:
         return []
+    free = (
+        Broadcast.id.in_(broadcast_ids),
+        Broadcast.dispatched_at.is_(None),
+        Broadcast.status.in_(UNDISPATCHED),
+    )
     won = session.scalars(
         update(Broadcast)
-        .where(
-            Broadcast.id.in_(broadcast_ids),
-            Broadcast.dispatched_at.is_(None),
-            Broadcast.status.in_(UNDISPATCHED),
-        )
+        .where(*free, Broadcast.id.in_(skip_locked(session, select(Broadcast.id).where(*free))))
         .values(dispatched_at=now)
         .returning(Broadcast.id)
     )
     return list(won)
+
+
+def skip_locked(session: Session, ids: Select[Any]) -> Any:
+    """On PostgreSQL, the rows another process is claiming right now are skipped rather
+    than waited for (FOR UPDATE SKIP LOCKED); SQLite has one writer at a time anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        ids = ids.with_for_update(skip_locked=True)
+    return ids.scalar_subquery()
 
 
 def fire(loa: Loa, broadcast_id: int) -> None:
@@ -166,9 +175,10 @@ def retry_due(loa: Loa) -> int:
     UPDATE, so two dispatchers never retry the same one); returns how many."""
     now = loa.now()
     with loa.transaction() as session:
+        due = (Delivery.retry_at <= now, Delivery.status.in_(OPEN))
         ids = session.scalars(
             update(Delivery)
-            .where(Delivery.retry_at <= now, Delivery.status.in_(OPEN))
+            .where(*due, Delivery.id.in_(skip_locked(session, select(Delivery.id).where(*due))))
             .values(retry_at=None)
             .returning(Delivery.id)
         ).all()

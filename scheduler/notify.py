@@ -22,6 +22,8 @@ class ChangeNotifier:
         self._cond = threading.Condition()
         self._versions: dict[int, int] = {}
         self._listeners: list[Listener] = []
+        # Carries local changes to other processes (scheduler.wakeups), when set.
+        self.relay: Callable[[list[int]], None] | None = None
         # A new epoch per process: an agent holding a version from before a restart
         # always sees a change.
         self._epoch = secrets.token_hex(4)
@@ -33,17 +35,21 @@ class ChangeNotifier:
     def notify(self, endpoint_id: int) -> None:
         self.notify_many([endpoint_id])
 
-    def notify_many(self, endpoint_ids: Iterable[int]) -> None:
-        """Move these endpoints' versions on and wake their waiters."""
+    def notify_many(self, endpoint_ids: Iterable[int], *, relay: bool = True) -> None:
+        """Move these endpoints' versions on and wake their waiters (and, with `relay`,
+        those of other processes)."""
+        ids = set(endpoint_ids)
         with self._cond:
             moved = []
-            for endpoint_id in set(endpoint_ids):
+            for endpoint_id in ids:
                 self._versions[endpoint_id] = self._versions.get(endpoint_id, 0) + 1
                 moved.append((endpoint_id, self._current(endpoint_id)))
             listeners = list(self._listeners)
             self._cond.notify_all()
         for listener in listeners:
             listener(moved)
+        if relay and self.relay is not None and ids:
+            self.relay(sorted(ids))
 
     def listen(self, listener: Listener) -> None:
         with self._cond:

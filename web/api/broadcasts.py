@@ -44,6 +44,10 @@ def broadcast_json(b: Broadcast) -> dict[str, Any]:
             "finished_at": asrun.local_iso(d.finished_at, tz),
             "clock_offset_seconds": d.clock_offset_seconds,
             "error": d.error,
+            "attempts": [
+                {"at": asrun.local_iso(a.at, tz), "action": a.action, "error": a.error}
+                for a in d.attempts
+            ],
         }
         for d in b.deliveries
     ]
