@@ -41,7 +41,7 @@ class Postgres:
     def execute(self, sql: str) -> None:
         dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
 
     def new_database(self, template: str) -> str:
         """A fresh copy of `template`; returns its SQLAlchemy URL."""
