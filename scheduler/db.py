@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Table, bindparam, create_engine, event, insert, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +35,36 @@ def make_engine(url: str) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows in one executemany, each distinct value converted for the database
+    once: SQLAlchemy converts every value of every row, and a country's week of broadcasts
+    is 148,000 rows sharing fourteen times (measured: 8 s of 14 s spent converting)."""
+    if not rows:
+        return
+    conn = session.connection()
+    dialect = conn.dialect
+    names = list(rows[0])
+    compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=dialect)
+    converters = {n: table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names}
+    seen: dict[str, dict[Any, Any]] = {n: {} for n in names}
+
+    def value(name: str, v: Any) -> Any:
+        convert = converters[name]
+        if convert is None or v is None:
+            return v
+        cache = seen[name]
+        if v not in cache:
+            cache[v] = convert(v)
+        return cache[v]
+
+    if compiled.positional:
+        order = compiled.positiontup or []
+        params: list[Any] = [tuple(value(n, row[n]) for n in order) for row in rows]
+    else:
+        params = [{n: value(n, row[n]) for n in names} for row in rows]
+    conn.exec_driver_sql(str(compiled), params)
 
 
 @contextmanager

@@ -214,8 +214,11 @@ def start(loa: Loa, by_kind: dict[str, list[PlayItem]], tries: dict[int, int]) -
             log.exception("the %s driver failed", kind)
             crash = DriverError(f"the {kind} driver failed: {exc!r}")
             errors.update((item.delivery_id, crash) for item in items)
+    by_message: dict[str, list[int]] = {}
     for delivery_id, error in errors.items():
-        log.warning("delivery %s: %s", delivery_id, error)
+        by_message.setdefault(str(error), []).append(delivery_id)
+    for message, ids in by_message.items():  # one line per kind of failure, not per delivery
+        log.warning("%d deliveries (%s%s): %s", len(ids), ids[:5], "…" * (len(ids) > 5), message)
     at = loa.now()
     retries = []
     for items in by_kind.values():
@@ -330,38 +333,33 @@ class Dispatcher:
             self.loa.on_scheduled.remove(self.arm)
         self.scheduler.shutdown(wait=True)
 
-    def arm(self, broadcast_ids: list[int]) -> None:
-        """Set the fire timers of these broadcasts if they are due soon (else the sweep will)."""
-        horizon = self.loa.now() + ARM_AHEAD
-        with self.loa.transaction() as session:
-            instants = session.scalars(
-                select(Broadcast.scheduled_at)
-                .where(
-                    Broadcast.id.in_(broadcast_ids),
-                    Broadcast.dispatched_at.is_(None),
-                    Broadcast.scheduled_at <= horizon,
-                )
-                .distinct()
-            ).all()
-        self._arm(instants)
+    def arm(self, _broadcast_ids: list[int]) -> None:
+        """Broadcasts were made or moved (here or in another process): set the timers of
+        what is due soon. One indexed query, however many were made (a placement for the
+        country is 148,000 rows; their timers are set 10 minutes ahead of each)."""
+        self._arm(self._due_soon())
 
     def sweep(self) -> None:
         """Arm the instants due within ARM_AHEAD that still need a timer (after a restart,
         or made elsewhere), and close what is past its end. Reads only what is due soon,
         never the whole planned horizon."""
+        self._arm(self._due_soon())
+        close_due(self.loa)
+
+    def _due_soon(self) -> list[datetime]:
         horizon = self.loa.now() + ARM_AHEAD
         with self.loa.transaction() as session:
-            instants = session.scalars(
-                select(Broadcast.scheduled_at)
-                .where(
-                    Broadcast.dispatched_at.is_(None),
-                    Broadcast.status.in_(UNDISPATCHED),
-                    Broadcast.scheduled_at <= horizon,
+            return list(
+                session.scalars(
+                    select(Broadcast.scheduled_at)
+                    .where(
+                        Broadcast.dispatched_at.is_(None),
+                        Broadcast.status.in_(UNDISPATCHED),
+                        Broadcast.scheduled_at <= horizon,
+                    )
+                    .distinct()
                 )
-                .distinct()
-            ).all()
-        self._arm(instants)
-        close_due(self.loa)
+            )
 
     def _arm(self, instants: Sequence[datetime]) -> None:
         # One timer per instant: a slot's broadcasts in every commune start together.

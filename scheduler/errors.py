@@ -13,6 +13,12 @@ class LoaError(Exception):
             self.code = code
 
 
+class BadRequest(LoaError):
+    """The request itself is malformed (e.g. a document that does not parse): HTTP 400."""
+
+    code = "bad_request"
+
+
 class InvalidInput(LoaError):
     code = "invalid_input"
 

@@ -433,3 +433,24 @@ class LexiconEntry(Base):
     spoken: Mapped[str] = mapped_column(String(300))
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CapAlert(Base):
+    """A CAP 1.2 alert a warning centre sent (POST /alerts/cap), kept as it came, with the
+    emergency bulletin it caused (an Actual Alert or Update); unique per sender."""
+
+    __tablename__ = "cap_alerts"
+    __table_args__ = (UniqueConstraint("sender", "identifier"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(255))
+    sender: Mapped[str] = mapped_column(String(255))
+    sent: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # Actual | Exercise | System | Test | Draft
+    msg_type: Mapped[str] = mapped_column(String(16))  # Alert | Update | Cancel | Ack | Error
+    xml: Mapped[str] = mapped_column(Text)
+    bulletin_id: Mapped[int | None] = mapped_column(ForeignKey("bulletins.id"), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_by: Mapped[str] = mapped_column(String(120))
+
+    bulletin: Mapped[Bulletin | None] = relationship()

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import String, and_, bindparam, cast, func, insert, literal, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from scheduler import areas
 from scheduler.auth import MANAGERS, Actor
 from scheduler.bulletins import require_approved
+from scheduler.db import bulk_insert
 from scheduler.errors import Conflict, InvalidInput, NotFound
 from scheduler.models import (
     Area,
@@ -37,6 +38,7 @@ from scheduler.models import (
     Priority,
     Slot,
     Status,
+    UTCDateTime,
 )
 from scheduler.status import move_broadcast, move_delivery
 
@@ -403,27 +405,60 @@ def materialise(
         )
     )
     new = [w for w in wanted if (w.placement_id, w.commune_id, w.planned_at) not in have]
-    created = _insert(session, new, by_id, now) if new else []
+    if not new:
+        return Materialised([], [], _overflow(session, by_id), set())
+    # Lay the new rows out with the queues they join before inserting them: one insert
+    # with their final times, not an insert then an update of every row.
+    items = [_new_item(n, w, by_id[w.placement_id]) for n, w in enumerate(new, 1)]
     touched = {w.commune_id for w in new}
-    moved = pack(session, touched, now, tz, until) if touched else []
-    overflow = session.scalar(
+    placing = pack(session, touched, now, tz, until, [i for i in items if i.slot_id])
+    moved = [item_id for item_id in placing if item_id > 0]
+    created = _insert(session, new, by_id, [placing.get(i.id, {}) for i in items], now)
+    return Materialised(created, moved, _overflow(session, by_id), touched)
+
+
+def _overflow(session: Session, placements: Iterable[int]) -> int:
+    count = session.scalar(
         select(func.count()).where(
-            Broadcast.placement_id.in_(by_id),
+            Broadcast.placement_id.in_(placements),
             Broadcast.overflow.is_(True),
             Broadcast.status.in_(OPEN),
         )
     )
-    return Materialised(created, moved, overflow or 0, touched)
+    return count or 0
+
+
+def _new_item(n: int, w: Wanted, p: Placement) -> _Item:
+    """A broadcast about to be made, as the packer sees it (its id: -n)."""
+    assert p.bulletin.audio is not None
+    return _Item(
+        id=-n,
+        commune_id=w.commune_id,
+        planned_at=w.planned_at,
+        seconds=p.bulletin.audio.duration_seconds,
+        rank=RANK[p.priority],
+        placement_id=p.id,
+        slot_id=w.slot_id,
+        slot_at=w.planned_at if w.slot_id is not None else None,
+        scheduled_at=w.planned_at,
+        position=None,
+        overflow=False,
+        fixed=False,
+    )
 
 
 def _insert(
-    session: Session, new: Sequence[Wanted], placements: dict[int, Placement], now: datetime
+    session: Session,
+    new: Sequence[Wanted],
+    placements: dict[int, Placement],
+    placing: Sequence[dict[str, object]],
+    now: datetime,
 ) -> list[int]:
-    """Insert these broadcasts, their deliveries and their first history rows in bulk."""
+    """Insert these broadcasts (each with its `placing` from the packer), their deliveries
+    and their first history rows, each kind in one executemany."""
     rows = []
-    for w in new:
+    for w, placed in zip(new, placing, strict=True):
         p = placements[w.placement_id]
-        assert p.bulletin.audio_id is not None
         rows.append(
             {
                 "bulletin_id": p.bulletin_id,
@@ -438,39 +473,40 @@ def _insert(
                 "planned_at": w.planned_at,
                 "slot_id": w.slot_id,
                 "slot_at": w.planned_at if w.slot_id is not None else None,
+                "position": None,
                 "overflow": False,
+                **placed,
             }
         )
-    ids = list(
-        session.scalars(
-            insert(Broadcast).returning(Broadcast.id, sort_by_parameter_order=True), rows
+    bulk_insert(session, Broadcast.__table__, rows)  # type: ignore[arg-type]
+    # Deliveries and first history rows are made by the database from the new rows
+    # (INSERT … SELECT): no Python row each, and no RETURNING, which inserts row by row.
+    made = and_(
+        Broadcast.placement_id.in_({w.placement_id for w in new}),
+        Broadcast.created_at == now,
+        ~Broadcast.events.any(),
+    )
+    session.execute(
+        insert(Delivery).from_select(
+            ["broadcast_id", "endpoint_id", "status"],
+            select(Broadcast.id, Endpoint.id, literal(Status.SCHEDULED.value))
+            .join(Endpoint, Endpoint.commune_id == Broadcast.commune_id)
+            .where(made, Endpoint.active.is_(True)),
         )
     )
-    endpoints: dict[int, list[int]] = defaultdict(list)
-    for endpoint_id, commune_id in session.execute(
-        select(Endpoint.id, Endpoint.commune_id).where(
-            Endpoint.active.is_(True), Endpoint.commune_id.in_({w.commune_id for w in new})
+    ids = list(session.scalars(select(Broadcast.id).where(made)))
+    session.execute(
+        insert(BroadcastEvent).from_select(
+            ["broadcast_id", "at", "to_status", "actor", "reason"],
+            select(
+                Broadcast.id,
+                literal(now, UTCDateTime()),
+                literal(Status.SCHEDULED.value),
+                Broadcast.created_by,
+                literal("placement ") + cast(Broadcast.placement_id, String),
+            ).where(made),
         )
-    ):
-        endpoints[commune_id].append(endpoint_id)
-    deliveries = [
-        {"broadcast_id": b_id, "endpoint_id": e_id, "status": Status.SCHEDULED.value}
-        for b_id, w in zip(ids, new, strict=True)
-        for e_id in endpoints[w.commune_id]
-    ]
-    if deliveries:
-        session.execute(insert(Delivery), deliveries)
-    events = [
-        {
-            "broadcast_id": b_id,
-            "at": now,
-            "to_status": Status.SCHEDULED.value,
-            "actor": placements[w.placement_id].created_by,
-            "reason": f"placement {w.placement_id}",
-        }
-        for b_id, w in zip(ids, new, strict=True)
-    ]
-    session.execute(insert(BroadcastEvent), events)
+    )
     return ids
 
 
@@ -497,13 +533,20 @@ class _Item:
 
 
 RANK = {p.value: p.rank for p in Priority}
+PLACING = ("slot_id", "slot_at", "scheduled_at", "position", "overflow")  # what packing sets
 
 
 def pack(
-    session: Session, commune_ids: Iterable[int], now: datetime, tz: ZoneInfo, until: datetime
-) -> list[int]:
-    """Lay out the slot queues of these communes from now on; returns the ids of the
-    broadcasts whose slot, time, position or overflow flag changed."""
+    session: Session,
+    commune_ids: Iterable[int],
+    now: datetime,
+    tz: ZoneInfo,
+    until: datetime,
+    extra: Sequence[_Item] = (),
+) -> dict[int, dict[str, object]]:
+    """Lay out the slot queues of these communes from now on, with `extra` items not in
+    the database yet (negative ids); writes the changes of existing rows and returns
+    every item whose slot, time, position or overflow flag changed, with its new values."""
     commune_ids = list(commune_ids)
     first = now.astimezone(tz).date() - timedelta(days=1)
     last = until.astimezone(tz).date() + timedelta(days=OVERFLOW_DAYS)
@@ -551,18 +594,26 @@ def pack(
                 fixed,
             )
         )
-    changes, moved = [], []
+    for item in extra:
+        by_commune[item.commune_id].append(item)
+    placing: dict[int, dict[str, object]] = {}
     for commune_id, items in by_commune.items():
         occs = sorted(
             occurrences.get(None, []) + occurrences.get(commune_id, []),
             key=lambda o: (o.start, o.slot_id),
         )
         for item, values in _pack_commune(items, occs, now):
-            changes.append({"id": item.id, **values})
-            moved.append(item.id)
+            placing[item.id] = values
+    changes = [{"b_id": item_id, **values} for item_id, values in placing.items() if item_id > 0]
     if changes:
-        session.execute(update(Broadcast), changes)
-    return moved
+        table = Broadcast.__table__
+        session.execute(
+            update(table)  # type: ignore[arg-type]
+            .where(table.c.id == bindparam("b_id"))
+            .values({key: bindparam(key) for key in PLACING}),
+            changes,
+        )
+    return placing
 
 
 def _pack_commune(
@@ -609,8 +660,8 @@ def _pack_commune(
         pending = left
     for item in pending + waiting:  # past every slot known: keep it, flagged
         log.warning("broadcast %s fits no slot of its commune in the horizon", item.id)
-        if not item.overflow:
-            yield item, {"overflow": True}
+        if not item.overflow or item.id < 0:
+            yield item, {key: getattr(item, key) for key in PLACING} | {"overflow": True}
 
 
 # --- cancel and plan ----------------------------------------------------------------------

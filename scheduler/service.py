@@ -36,6 +36,7 @@ from scheduler.status import move_delivery
 
 log = logging.getLogger(__name__)
 
+ID_CHUNK = 10_000  # ids per IN (…): SQLite and PostgreSQL cap the parameters of a statement
 # Kinds a user may create; virtual ones come from --virtual-speakers.
 ENDPOINT_KINDS = ("agent", "mqtt", "icecast", "local", "manual")
 
@@ -173,15 +174,17 @@ def changed(loa: Loa, broadcast_ids: Sequence[int]) -> None:
         return
     for listener in loa.on_scheduled:
         listener(list(broadcast_ids))
+    endpoints: set[tuple[int, str]] = set()
     with loa.transaction() as session:
-        endpoints: set[tuple[int, str]] = set(
-            session.execute(
-                select(Endpoint.id, Endpoint.kind)
-                .join(Delivery, Delivery.endpoint_id == Endpoint.id)
-                .where(Delivery.broadcast_id.in_(broadcast_ids))
-                .distinct()
+        for start in range(0, len(broadcast_ids), ID_CHUNK):
+            endpoints.update(
+                session.execute(
+                    select(Endpoint.id, Endpoint.kind)
+                    .join(Delivery, Delivery.endpoint_id == Endpoint.id)
+                    .where(Delivery.broadcast_id.in_(broadcast_ids[start : start + ID_CHUNK]))
+                    .distinct()
+                )
             )
-        )
     _announce(loa, endpoints)
 
 
@@ -249,7 +252,7 @@ def cancel_placement(loa: Loa, actor: Actor, placement_id: int) -> int:
         )
         until = now + timedelta(days=loa.settings.plan_days)
         moved = planning.pack(session, communes, now, loa.settings.timezone, until)
-    changed(loa, cancelled + moved)
+    changed(loa, cancelled + list(moved))
     return len(cancelled)
 
 

@@ -10,7 +10,7 @@ from werkzeug.routing import IntegerConverter
 
 from scheduler.context import Loa
 from scheduler.models import MAX_ID
-from web import api, auth, bulletins, endpoints, i18n, jingles, lexicon, log, today
+from web import api, auth, bulletins, endpoints, i18n, jingles, lexicon, log, planning, today
 
 
 class IdConverter(IntegerConverter):
@@ -40,6 +40,7 @@ def create_app(loa: Loa) -> Flask:
         auth.bp,
         today.bp,
         bulletins.bp,
+        planning.bp,
         log.bp,
         endpoints.bp,
         lexicon.bp,

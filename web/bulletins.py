@@ -13,13 +13,14 @@ from werkzeug.wrappers import Response
 from audio.normalize import normalize
 from audio.render import ENGINE_CHAINS, RenderError
 from audio.tts import TtsError
-from scheduler import areas, bulletins, jingles, lexicon, service
+from scheduler import areas, bulletins, calendar, jingles, lexicon, service
 from scheduler.bulletins import parse_priority
 from scheduler.errors import InvalidInput, LoaError, NotFound
 from scheduler.models import Bulletin, BulletinStatus, Priority
 from web.auth import current_actor, login_required
 from web.common import actor_label, flash_error, loa, local, parse_local
 from web.i18n import error_text, translate
+from web.planning import actor_commune, placement_view
 
 bp = Blueprint("bulletins", __name__, url_prefix="/bulletins")
 
@@ -176,6 +177,15 @@ def detail(bulletin_id: int) -> str:
             else None,
         }
         communes = [{"code": c.code, "name": c.name} for c in areas.communes(session)]
+        # Where and when it plays (an operator: in their commune).
+        mine = actor_commune(current_actor())
+        placed = [
+            placement_view(p)
+            for p in calendar.placements(session, bulletin_id=bulletin_id, commune_id=mine)
+        ]
+        upcoming, upcoming_total = calendar.next_broadcasts(
+            session, bulletin_id, ctx.now(), commune_id=mine
+        )
     default_at = (ctx.now() + timedelta(minutes=2)).astimezone(ctx.settings.timezone)
     return render_template(
         "bulletin.html",
@@ -183,6 +193,18 @@ def detail(bulletin_id: int) -> str:
         communes=communes,
         default_at=default_at.strftime("%Y-%m-%dT%H:%M"),
         priorities=[p.value for p in Priority],
+        placements=placed,
+        upcoming=[
+            {
+                "id": u.id,
+                "commune": u.commune,
+                "at": local(u.scheduled_at, "%H:%M %d/%m/%Y"),
+                "status": u.status,
+                "overflow": u.overflow,
+            }
+            for u in upcoming
+        ],
+        upcoming_more=upcoming_total - len(upcoming),
         **voice_choices(),
     )
 

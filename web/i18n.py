@@ -177,6 +177,112 @@ VI: dict[str, str] = {
     "auto": "tự động",
     "gtts": "Google (trực tuyến)",
     "espeak": "espeak-ng (ngoại tuyến)",
+    # the week plan (lịch phát)
+    "Plan": "Lịch phát",
+    "Whole district": "Toàn huyện",
+    "Week {n}": "Tuần {n}",
+    "Previous week": "Tuần trước",
+    "Next week": "Tuần sau",
+    "This week": "Tuần này",
+    "Show": "Xem",
+    "Outside slots": "Ngoài khung giờ",
+    "Monday": "Thứ Hai",
+    "Tuesday": "Thứ Ba",
+    "Wednesday": "Thứ Tư",
+    "Thursday": "Thứ Năm",
+    "Friday": "Thứ Sáu",
+    "Saturday": "Thứ Bảy",
+    "Sunday": "Chủ nhật",
+    "Mon": "T2",
+    "Tue": "T3",
+    "Wed": "T4",
+    "Thu": "T5",
+    "Fri": "T6",
+    "Sat": "T7",
+    "Sun": "CN",
+    "broadcasts this week": "lượt phát trong tuần",
+    "overflow": "bị tràn",
+    "conflicts": "xung đột",
+    "Overlaps {names}": "Trùng giờ với khung {names}",
+    "Longer than the slot": "Vượt thời lượng khung giờ",
+    "Planned for": "Dự kiến lúc",
+    "moved from": "tràn từ",
+    "clash-over": "vượt thời lượng khung giờ",
+    "clash-overlap": "trùng giờ với mục khác",
+    "overflow in {n} communes": "tràn ở {n} xã",
+    "conflict in {n} communes": "xung đột ở {n} xã",
+    "Nothing planned.": "Chưa có lịch phát.",
+    "Overflow: moved on from an earlier slot that was full.": (
+        "Tràn: chuyển sang từ khung giờ trước đã đầy."
+    ),
+    "Conflict: a commune's queue is longer than its slot, two items play at once, or two "
+    "slots overlap.": (
+        "Xung đột: hàng đợi của xã dài hơn khung giờ, hai mục phát cùng lúc, "
+        "hoặc hai khung giờ chồng nhau."
+    ),
+    "play first in their slot.": "được phát trước trong khung giờ.",
+    "Choose a commune to see its exact queue.": "Chọn một xã để xem đúng hàng đợi của xã.",
+    "Cancel": "Hủy",
+    "Cancel this broadcast?": "Hủy lượt phát này?",
+    "Broadcast cancelled; the rest of the queue moved up.": (
+        "Đã hủy lượt phát; các mục sau trong hàng đợi được dồn lên."
+    ),
+    "New placement": "Đặt lịch phát",
+    "Placements": "Lịch đã đặt",
+    "Bulletin": "Bản tin",
+    "choose an approved bulletin": "chọn bản tin đã duyệt",
+    "No approved bulletin yet: approve one on its page first.": (
+        "Chưa có bản tin nào được duyệt: hãy duyệt bản tin trước."
+    ),
+    "Where": "Phát ở đâu",
+    "A group": "Một nhóm xã",
+    "Chosen communes": "Chọn từng xã",
+    "Group": "Nhóm",
+    "No groups yet.": "Chưa có nhóm xã nào.",
+    "As the bulletin": "Theo bản tin",
+    "When": "Khi nào",
+    "Into slots, day by day": "Vào khung giờ, theo ngày",
+    "Once": "Một lần",
+    "Repeat": "Lặp lại",
+    "min": "phút",
+    "Only on": "Chỉ vào",
+    "None ticked: every day.": "Không chọn ngày nào: phát mọi ngày.",
+    "First at (local time)": "Lần đầu lúc (giờ Việt Nam)",
+    "Times": "Số lần",
+    "Every (minutes)": "Cách nhau (phút)",
+    "In a slot, a commune's queue plays emergency, then priority, then normal bulletins, "
+    "back to back; what does not fit moves on to the next slot.": (
+        "Trong một khung giờ, hàng đợi của xã phát bản tin khẩn cấp trước, rồi ưu tiên, "
+        "rồi thông thường, nối tiếp nhau; phần không vừa được chuyển sang khung giờ sau."
+    ),
+    "Place": "Đặt lịch",
+    "Back to the plan": "Về lịch phát",
+    "Created {n} broadcasts, {m} moved on to a later slot.": (
+        "Đã tạo {n} lượt phát, {m} bị tràn sang khung giờ sau."
+    ),
+    "Once at {at}": "Một lần lúc {at}",
+    "{n} times, every {step}, from {at}": "{n} lần, cách nhau {step}, từ {at}",
+    "In {slots}, {first} to {last}": "Vào {slots}, từ {first} đến {last}",
+    "Group: {name}": "Nhóm: {name}",
+    "and {n} more communes": "và {n} xã khác",
+    "and {n} more broadcasts": "và {n} lượt phát khác",
+    "Broadcasts": "Lượt phát",
+    "waiting": "chờ phát",
+    "Cancelled at": "Đã hủy lúc",
+    "Cancel placement": "Hủy lịch",
+    "Cancel this placement? Its broadcasts not played yet are cancelled.": (
+        "Hủy lịch phát này? Các lượt chưa phát sẽ bị hủy."
+    ),
+    "Placement cancelled: {n} broadcasts not played yet were cancelled.": (
+        "Đã hủy lịch: {n} lượt chưa phát đã được hủy."
+    ),
+    "No placements yet.": "Chưa có lịch phát nào.",
+    "This bulletin's placements": "Lịch phát của bản tin",
+    "Place in the week plan": "Đặt lịch phát",
+    "into slots, once, or repeated": "vào khung giờ, một lần hoặc lặp lại",
+    "Not placed yet.": "Chưa đặt lịch phát.",
+    "Next broadcasts": "Các lượt phát sắp tới",
+    "Nothing waiting to play.": "Không có lượt nào đang chờ phát.",
     # errors by code
     "error:not_approved": "Bản tin chưa được duyệt.",
     "error:no_audio": "Bản tin chưa có âm thanh.",
@@ -204,6 +310,22 @@ VI: dict[str, str] = {
     "error:invalid_speed": "Tốc độ đọc phải từ 0,5 đến 2.",
     "error:invalid_voice": "Giọng đọc không có trên máy chủ này.",
     "error:invalid_engine": "Bộ đọc không có trên máy chủ này.",
+    "error:no_bulletin": "Hãy chọn một bản tin đã duyệt.",
+    "error:unknown_bulletin": "Không có bản tin này.",
+    "error:no_slots": "Hãy chọn ít nhất một khung giờ.",
+    "error:invalid_date": "Ngày không hợp lệ.",
+    "error:invalid_rule": "Hãy chọn cách phát: vào khung giờ, một lần hoặc lặp lại.",
+    "error:invalid_range": "Ngày kết thúc đứng trước ngày bắt đầu.",
+    "error:invalid_repeat": "Số lần lặp từ 1 đến 1000, cách nhau ít nhất 1 phút.",
+    "error:invalid_days": "Ngày trong tuần không hợp lệ.",
+    "error:unknown_slot": "Không có khung giờ này.",
+    "error:never_fits": "Bản tin dài hơn mọi khung giờ đã chọn.",
+    "error:unknown_group": "Không có nhóm xã này.",
+    "error:duplicate_commune": "Một xã được chọn hai lần.",
+    "error:unknown_placement": "Không có lịch phát này.",
+    "error:not_cancellable": "Lượt phát đã bắt đầu hoặc đã xong, không thể hủy.",
+    "error:unknown_broadcast": "Không có lượt phát này.",
+    "error:invalid_priority": "Mức ưu tiên không hợp lệ.",
 }
 
 EN: dict[str, str] = {
@@ -213,6 +335,8 @@ EN: dict[str, str] = {
     "voice:vi": "northern",
     "voice:vi-vn-x-central": "central",
     "voice:vi-vn-x-south": "southern",
+    "clash-over": "longer than the slot",
+    "clash-overlap": "plays while another item does",
 }
 
 CATALOGS = {"vi": VI, "en": EN}

@@ -79,6 +79,13 @@ OPERATIONS = tuple(Op(*row) for row in (
      None, 200, "{version, server_time, grace_seconds, endpoint, items}", ("version", "wait")),
     ("post", "/agent/reports", "Agent: proof of play reports (store-and-forward)", "ReportsIn",
      200, "{received, changed}", ()),
+    ("post", "/alerts/cap", "A CAP 1.2 alert, the XML as body (application/cap+xml, "
+     "application/xml or text/xml): Actual Alert/Update airs an emergency bulletin now in the "
+     "communes its areas name; Test, Exercise, System, Draft are recorded, never aired; "
+     "Cancel cancels what the referenced alerts have not started", None, 201,
+     "{alert_id, bulletin_id, broadcasts, communes, unknown_areas, duplicate}; 200 when "
+     "sent again, for {recorded, status} and for {cancelled, still_playing}; 400 invalid_cap, "
+     "422 cap_expired or unknown_areas, 404 unknown_alert (Cancel)", ()),
 ))  # fmt: skip
 
 ERROR_SCHEMA = {

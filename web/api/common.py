@@ -10,10 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.auth import Actor, EndpointPrincipal
 from scheduler.context import Loa
-from scheduler.errors import Forbidden, InvalidInput, LoaError, NotFound, Unauthorized
+from scheduler.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidInput,
+    LoaError,
+    NotFound,
+    Unauthorized,
+)
 from scheduler.models import MAX_ID
 
 STATUS_BY_ERROR: dict[type[LoaError], int] = {
+    BadRequest: 400,
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
