@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from alembic import command
@@ -46,25 +47,47 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     conn = session.connection()
     dialect = conn.dialect
     names = list(rows[0])
+    if dialect.name == "postgresql":  # COPY: several times faster than any INSERT
+        columns = [_copy_texts([row[n] for row in rows]) for n in names]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        listed = ", ".join(f'"{n}"' for n in names)
+        with cursor.copy(f'COPY "{table.name}" ({listed}) FROM STDIN') as copy:
+            copy.write("".join("\t".join(line) + "\n" for line in zip(*columns, strict=True)))
+        return
     compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=dialect)
-    converters = {n: table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names}
-    seen: dict[str, dict[Any, Any]] = {n: {} for n in names}
-
-    def value(name: str, v: Any) -> Any:
-        convert = converters[name]
-        if convert is None or v is None:
-            return v
-        cache = seen[name]
-        if v not in cache:
-            cache[v] = convert(v)
-        return cache[v]
-
-    if compiled.positional:
-        order = compiled.positiontup or []
-        params: list[Any] = [tuple(value(n, row[n]) for n in order) for row in rows]
-    else:
-        params = [{n: value(n, row[n]) for n in names} for row in rows]
+    order = list(compiled.positiontup or []) if compiled.positional else names
+    columns = []
+    for name in order:
+        values = [row[name] for row in rows]
+        convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if convert is not None:
+            once = {v: convert(v) for v in set(values) if v is not None}
+            values = [None if v is None else once[v] for v in values]
+        columns.append(values)
+    params: list[Any] = list(zip(*columns, strict=True))
+    if not compiled.positional:
+        params = [dict(zip(order, p, strict=True)) for p in params]
     conn.exec_driver_sql(str(compiled), params)
+
+
+def _copy_texts(values: list[Any]) -> list[str]:
+    """A column's values in COPY's text format, each distinct value formatted once."""
+    texts: dict[Any, str] = {}
+    for v in set(values):
+        if v is None:
+            texts[v] = "\\N"
+        elif isinstance(v, bool):
+            texts[v] = "t" if v else "f"
+        elif isinstance(v, datetime):
+            if v.tzinfo is None:
+                raise ValueError("naive datetime given to the database; use aware UTC")
+            texts[v] = v.isoformat()
+        else:
+            text = str(v)
+            for char, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+                text = text.replace(char, escaped)
+            texts[v] = text
+    return [texts[v] for v in values]
 
 
 @contextmanager

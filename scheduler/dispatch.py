@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import ColumnElement, Select, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from scheduler.context import Loa
+from scheduler.db import bulk_insert
 from scheduler.drivers.base import DriverError, PlayItem
 from scheduler.models import (
     AudioAsset,
@@ -103,16 +104,10 @@ def items_by_kind(
     return by_kind
 
 
-def claim(session: Session, broadcast_ids: Sequence[int], now: datetime) -> list[int]:
-    """Mark broadcasts as dispatched; returns those this dispatcher won (the others
-    were claimed by another dispatcher first)."""
-    if not broadcast_ids:
-        return []
-    free = (
-        Broadcast.id.in_(broadcast_ids),
-        Broadcast.dispatched_at.is_(None),
-        Broadcast.status.in_(UNDISPATCHED),
-    )
+def claim(session: Session, which: ColumnElement[bool], now: datetime) -> list[int]:
+    """Mark the broadcasts `which` selects as dispatched; returns those this dispatcher
+    won (the others were claimed by another dispatcher first)."""
+    free = (which, Broadcast.dispatched_at.is_(None), Broadcast.status.in_(UNDISPATCHED))
     won = session.scalars(
         update(Broadcast)
         .where(*free, Broadcast.id.in_(skip_locked(session, select(Broadcast.id).where(*free))))
@@ -136,24 +131,20 @@ def fire(loa: Loa, broadcast_id: int) -> None:
 
 
 def fire_due(loa: Loa, when: datetime) -> None:
-    """Every broadcast due at `when` not dispatched yet, in one batch."""
-    with loa.transaction() as session:
-        ids = session.scalars(
-            select(Broadcast.id).where(
-                Broadcast.scheduled_at == when,
-                Broadcast.dispatched_at.is_(None),
-                Broadcast.status.in_(UNDISPATCHED),
-            )
-        ).all()
-    dispatch(loa, ids)
+    """Every broadcast due at `when` not dispatched yet, in one batch (a slot's start in
+    every commune: claimed by its time, not by a list of ids)."""
+    dispatch(loa, Broadcast.scheduled_at == when)
 
 
-def dispatch(loa: Loa, broadcast_ids: Sequence[int]) -> None:
-    """Claim these broadcasts, start them on their endpoints (each driver gets its items
-    together), and record one attempt per delivery, all in a few transactions."""
+def dispatch(loa: Loa, which: ColumnElement[bool] | Sequence[int]) -> None:
+    """Claim the broadcasts `which` selects (or these ids), start them on their endpoints
+    (each driver gets its items together), and record one attempt per delivery, all in a
+    few transactions."""
+    if not isinstance(which, ColumnElement):
+        which = Broadcast.id.in_(which)
     now = loa.now()
     with loa.transaction() as session:
-        won = claim(session, broadcast_ids, now)
+        won = claim(session, which, now)
         if not won:
             return
         late = session.scalars(
@@ -242,8 +233,7 @@ def start(loa: Loa, by_kind: dict[str, list[PlayItem]], tries: dict[int, int]) -
         for item in items
     ]
     with loa.transaction() as session:
-        if attempts:
-            session.execute(insert(DeliveryAttempt), attempts)
+        bulk_insert(session, DeliveryAttempt.__table__, attempts)  # type: ignore[arg-type]
         if retries:
             session.execute(update(Delivery), retries)
         for delivery_id, error in errors.items():

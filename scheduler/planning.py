@@ -409,7 +409,14 @@ def materialise(
         return Materialised([], [], _overflow(session, by_id), set())
     # Lay the new rows out with the queues they join before inserting them: one insert
     # with their final times, not an insert then an update of every row.
-    items = [_new_item(n, w, by_id[w.placement_id]) for n, w in enumerate(new, 1)]
+    length = {p.id: p.bulletin.audio.duration_seconds for p in placements if p.bulletin.audio}
+    rank = {p.id: RANK[p.priority] for p in placements}
+    items = [  # as the packer sees a broadcast about to be made (its id: -n)
+        _Item(-n, w.commune_id, w.planned_at, length[w.placement_id], rank[w.placement_id],
+              w.placement_id, w.slot_id, w.planned_at if w.slot_id is not None else None,
+              w.planned_at, None, False, False)
+        for n, w in enumerate(new, 1)
+    ]  # fmt: skip
     touched = {w.commune_id for w in new}
     placing = pack(session, touched, now, tz, until, [i for i in items if i.slot_id])
     moved = [item_id for item_id in placing if item_id > 0]
@@ -428,25 +435,6 @@ def _overflow(session: Session, placements: Iterable[int]) -> int:
     return count or 0
 
 
-def _new_item(n: int, w: Wanted, p: Placement) -> _Item:
-    """A broadcast about to be made, as the packer sees it (its id: -n)."""
-    assert p.bulletin.audio is not None
-    return _Item(
-        id=-n,
-        commune_id=w.commune_id,
-        planned_at=w.planned_at,
-        seconds=p.bulletin.audio.duration_seconds,
-        rank=RANK[p.priority],
-        placement_id=p.id,
-        slot_id=w.slot_id,
-        slot_at=w.planned_at if w.slot_id is not None else None,
-        scheduled_at=w.planned_at,
-        position=None,
-        overflow=False,
-        fixed=False,
-    )
-
-
 def _insert(
     session: Session,
     new: Sequence[Wanted],
@@ -456,35 +444,40 @@ def _insert(
 ) -> list[int]:
     """Insert these broadcasts (each with its `placing` from the packer), their deliveries
     and their first history rows, each kind in one executemany."""
-    rows = []
-    for w, placed in zip(new, placing, strict=True):
-        p = placements[w.placement_id]
-        rows.append(
-            {
-                "bulletin_id": p.bulletin_id,
-                "commune_id": w.commune_id,
-                "audio_id": p.bulletin.audio_id,
-                "priority": p.priority,
-                "scheduled_at": w.planned_at,
-                "status": Status.SCHEDULED.value,
-                "created_by": p.created_by,
-                "created_at": now,
-                "placement_id": p.id,
-                "planned_at": w.planned_at,
-                "slot_id": w.slot_id,
-                "slot_at": w.planned_at if w.slot_id is not None else None,
-                "position": None,
-                "overflow": False,
-                **placed,
-            }
-        )
+    shared = {
+        p.id: {
+            "bulletin_id": p.bulletin_id,
+            "audio_id": p.bulletin.audio_id,
+            "priority": p.priority,
+            "status": Status.SCHEDULED.value,
+            "created_by": p.created_by,
+            "created_at": now,
+            "placement_id": p.id,
+            "position": None,
+            "overflow": False,
+        }
+        for p in placements.values()
+    }
+    rows = [
+        shared[w.placement_id]
+        | {
+            "commune_id": w.commune_id,
+            "scheduled_at": w.planned_at,
+            "planned_at": w.planned_at,
+            "slot_id": w.slot_id,
+            "slot_at": w.planned_at if w.slot_id is not None else None,
+        }
+        | placed
+        for w, placed in zip(new, placing, strict=True)
+    ]
+    last_id = session.scalar(select(func.max(Broadcast.id))) or 0
     bulk_insert(session, Broadcast.__table__, rows)  # type: ignore[arg-type]
     # Deliveries and first history rows are made by the database from the new rows
     # (INSERT … SELECT): no Python row each, and no RETURNING, which inserts row by row.
-    made = and_(
+    made = and_(  # the rows just inserted
+        Broadcast.id > last_id,
         Broadcast.placement_id.in_({w.placement_id for w in new}),
         Broadcast.created_at == now,
-        ~Broadcast.events.any(),
     )
     session.execute(
         insert(Delivery).from_select(

@@ -7,7 +7,7 @@ slow work (speech rendering) outside them, and tells endpoints only after a comm
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,24 +167,28 @@ def _announce(loa: Loa, endpoints: set[tuple[int, str]]) -> None:
             loa.drivers[kind].announce_many(endpoint_ids)
 
 
-def changed(loa: Loa, broadcast_ids: Sequence[int]) -> None:
+def changed(
+    loa: Loa, broadcast_ids: Sequence[int], communes: Collection[int] | None = None
+) -> None:
     """These broadcasts were made, moved or cancelled: arm their timers and wake their
-    endpoints (an agent drops a cancelled item at once)."""
+    endpoints (an agent drops a cancelled item at once). With `communes` (where they
+    are), the endpoints are those communes' active ones: one query for a country's week."""
     if not broadcast_ids:
         return
     for listener in loa.on_scheduled:
         listener(list(broadcast_ids))
+    q = select(Endpoint.id, Endpoint.kind).distinct()
+    if communes is not None:
+        ids: Sequence[int] = list(communes)
+        q = q.where(Endpoint.active.is_(True))
+        column = Endpoint.commune_id
+    else:
+        ids, column = broadcast_ids, Delivery.broadcast_id
+        q = q.join(Delivery, Delivery.endpoint_id == Endpoint.id)
     endpoints: set[tuple[int, str]] = set()
     with loa.transaction() as session:
-        for start in range(0, len(broadcast_ids), ID_CHUNK):
-            endpoints.update(
-                session.execute(
-                    select(Endpoint.id, Endpoint.kind)
-                    .join(Delivery, Delivery.endpoint_id == Endpoint.id)
-                    .where(Delivery.broadcast_id.in_(broadcast_ids[start : start + ID_CHUNK]))
-                    .distinct()
-                )
-            )
+        for start in range(0, len(ids), ID_CHUNK):
+            endpoints.update(session.execute(q.where(column.in_(ids[start : start + ID_CHUNK]))))
     _announce(loa, endpoints)
 
 
@@ -218,7 +222,7 @@ def place(
         )
         until = now + timedelta(days=loa.settings.plan_days)
         made = planning.materialise(session, now, until, tz, [placement.id])
-    changed(loa, made.created + made.moved)
+    changed(loa, made.created + made.moved, made.communes)
     return Placed(placement.id, len(made.created), made.overflow)
 
 
@@ -228,7 +232,7 @@ def extend_plan(loa: Loa) -> planning.Materialised:
     with loa.transaction() as session:
         until = now + timedelta(days=loa.settings.plan_days)
         made = planning.materialise(session, now, until, loa.settings.timezone)
-    changed(loa, made.created + made.moved)
+    changed(loa, made.created + made.moved, made.communes)
     return made
 
 
