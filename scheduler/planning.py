@@ -31,6 +31,7 @@ from scheduler.models import (
     Broadcast,
     BroadcastEvent,
     Bulletin,
+    BulletinStatus,
     Delivery,
     Endpoint,
     Group,
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 FREEZE = timedelta(seconds=60)  # what plays within a minute keeps its time
 GAP = timedelta(seconds=1)  # between two items of a queue
 MAX_REPEAT = 1000
+MAX_RANGE_DAYS = 366
 OVERFLOW_DAYS = 31  # how far past the horizon an overflow may still be queued
 OPEN = (Status.SCHEDULED.value, Status.DELIVERED.value)
 ALL_DAYS = "1234567"
@@ -234,6 +236,12 @@ def _apply_rule(session: Session, placement: Placement, rule: Rule, now: datetim
                 f"the range ends ({rule.date_to}) before it starts ({rule.date_from})",
                 "invalid_range",
             )
+        if rule.date_to < (now - timedelta(days=1)).date():
+            raise InvalidInput(f"the range ended on {rule.date_to}", "range_in_past")
+        if (rule.date_to - rule.date_from).days > MAX_RANGE_DAYS:
+            raise InvalidInput(
+                f"a range is at most {MAX_RANGE_DAYS} days; check the year", "range_too_long"
+            )
         slots = []
         for slot_id in dict.fromkeys(rule.slot_ids):
             slot = session.get(Slot, slot_id)
@@ -288,9 +296,38 @@ def create_placement(
                 f"the bulletin lasts {length:.0f} s, longer than any of its slots",
                 "never_fits",
             )
+    _refuse_duplicate(session, placement)
     session.add(placement)
     session.flush()
     return placement
+
+
+def _refuse_duplicate(session: Session, new: Placement) -> None:
+    """The same bulletin placed again where it already plays: refused (a second click,
+    a placement made twice), with the placement it would repeat."""
+    others = session.scalars(
+        select(Placement).where(
+            Placement.bulletin_id == new.bulletin.id,
+            Placement.cancelled_at.is_(None),
+            Placement.rule == new.rule,
+        )
+    ).all()
+    if not others:
+        return
+    mine = set(target_communes(session, [new])[new.id])
+    for old in others:
+        if new.rule == "slots":
+            assert old.date_from and old.date_to and new.date_from and new.date_to
+            same_time = bool({s.id for s in old.slots} & {s.id for s in new.slots}) and (
+                old.date_from <= new.date_to and new.date_from <= old.date_to
+            )
+        else:
+            same_time = old.at == new.at
+        if same_time and mine & set(target_communes(session, [old])[old.id]):
+            raise Conflict(
+                f"this bulletin is already placed there then (placement {old.id})",
+                "duplicate_placement",
+            )
 
 
 def target_communes(session: Session, placements: Sequence[Placement]) -> dict[int, list[int]]:
@@ -385,7 +422,12 @@ def materialise(
     )
     if placement_ids is not None:
         q = q.where(Placement.id.in_(placement_ids))
-    placements = list(session.scalars(q))
+    # A placed bulletin edited back to draft waits for its new approval; the others go on.
+    placements = [
+        p
+        for p in session.scalars(q)
+        if p.bulletin.status == BulletinStatus.APPROVED and p.bulletin.audio is not None
+    ]
     if not placements:
         return Materialised([], [], 0, set())
     targets = target_communes(session, placements)

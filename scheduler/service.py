@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +27,7 @@ from scheduler.models import (
     AudioAsset,
     Broadcast,
     Bulletin,
+    BulletinStatus,
     Delivery,
     Endpoint,
     Priority,
@@ -115,6 +116,7 @@ def render_bulletin(
     with loa.transaction() as session:
         bulletin = bulletins.get_bulletin(session, bulletin_id)
         asset = bulletins.attach_audio(session, bulletin, speech, relative, loa.now())
+    adopt_approved_audio(loa, bulletin_id)
     if speech.fallback_reason:
         log.warning(
             "bulletin %s spoken by %s: %s", bulletin_id, speech.engine, speech.fallback_reason
@@ -167,6 +169,42 @@ def _announce(loa: Loa, endpoints: set[tuple[int, str]]) -> None:
             loa.drivers[kind].announce_many(endpoint_ids)
 
 
+def approve_bulletin(loa: Loa, actor: Actor, bulletin_id: int) -> Bulletin:
+    with loa.transaction() as session:
+        bulletin = bulletins.get_bulletin(session, bulletin_id)
+        bulletins.approve(session, actor, bulletin, loa.now())
+    adopt_approved_audio(loa, bulletin_id)
+    return bulletin
+
+
+def adopt_approved_audio(loa: Loa, bulletin_id: int) -> int:
+    """A corrected bulletin, approved again and rendered: its broadcasts not started yet
+    play the new audio (re-packed: its length changed). Until then they keep the audio
+    that was approved. Returns how many changed."""
+    now = loa.now()
+    until = now + timedelta(days=loa.settings.plan_days)
+    with loa.transaction() as session:
+        bulletin = bulletins.get_bulletin(session, bulletin_id)
+        if bulletin.status != BulletinStatus.APPROVED or bulletin.audio_id is None:
+            return 0
+        rows = session.execute(
+            update(Broadcast)
+            .where(
+                Broadcast.bulletin_id == bulletin_id,
+                Broadcast.audio_id != bulletin.audio_id,
+                Broadcast.dispatched_at.is_(None),
+                Broadcast.status.in_((Status.SCHEDULED.value, Status.DELIVERED.value)),
+                Broadcast.scheduled_at > now + planning.FREEZE,
+            )
+            .values(audio_id=bulletin.audio_id)
+            .returning(Broadcast.id, Broadcast.commune_id)
+        ).all()
+        communes = {commune_id for _, commune_id in rows}
+        moved = planning.pack(session, communes, now, loa.settings.timezone, until)
+    changed(loa, [b_id for b_id, _ in rows] + list(moved))
+    return len(rows)
+
+
 def changed(
     loa: Loa, broadcast_ids: Sequence[int], communes: Collection[int] | None = None
 ) -> None:
@@ -197,6 +235,9 @@ class Placed:
     placement_id: int
     broadcasts: int
     overflow: int
+    # The last local day made now, when the rule goes on past the horizon: the scheduler
+    # makes the following days as they come within it.
+    planned_until: date | None = None
 
 
 def place(
@@ -222,8 +263,10 @@ def place(
         )
         until = now + timedelta(days=loa.settings.plan_days)
         made = planning.materialise(session, now, until, tz, [placement.id])
+        last = until.astimezone(tz).date()
+        later = placement.date_to is not None and placement.date_to > last
     changed(loa, made.created + made.moved, made.communes)
-    return Placed(placement.id, len(made.created), made.overflow)
+    return Placed(placement.id, len(made.created), made.overflow, last if later else None)
 
 
 def extend_plan(loa: Loa) -> planning.Materialised:

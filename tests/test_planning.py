@@ -167,6 +167,10 @@ def test_a_placement_for_a_group_reaches_its_communes_only(api: Api) -> None:
          "time_in_past"),
         ("/placements", {"rule": {"slots": [999], **WEEK}, "communes": "all"}, "unknown_slot"),
         ("/placements", {"rule": {"once": "2026-11-26T18:00:00+07:00"}}, "no_communes"),
+        ("/placements", {"rule": {"slots": [1], "from": "2026-11-01", "to": "2026-11-10"},
+                         "communes": "all"}, "range_in_past"),
+        ("/placements", {"rule": {"slots": [1], "from": "2026-12-01", "to": "2036-12-01"},
+                         "communes": "all"}, "range_too_long"),
     ],
 )  # fmt: skip
 def test_bad_plans_are_refused_with_the_reason_and_nothing_is_written(
@@ -239,3 +243,57 @@ def test_materialising_twice_makes_nothing_twice(loa: Loa, api: Api) -> None:
             s, loa.now(), loa.now() + timedelta(days=14), loa.settings.timezone
         )
     assert again.created == [] and again.moved == []
+
+
+def test_a_placed_bulletin_edited_back_to_draft_holds_only_its_own_placement(
+    api: Api, loa: Loa
+) -> None:
+    edited, other = api.approved_bulletin(), api.approved_bulletin("Lịch tiêm chủng.")
+    month = {"slots": [slots(api)["05:30"]], "from": "2026-11-27", "to": "2026-12-31"}
+    for bulletin in (edited, other):
+        place(api, bulletin, month, communes=[THO_SON])
+    r = api.call("PATCH", f"/bulletins/{edited}", {"text": "Nội dung đã sửa."})
+    assert r.status_code == 200 and r.json["status"] == "draft"
+    loa.clock.advance(3 * 86400)  # type: ignore[attr-defined]
+    made = service.extend_plan(loa)  # the scheduler's hourly run: must not stop here
+    assert made.created and count(loa, Broadcast, Broadcast.bulletin_id == edited) == 14
+    assert count(loa, Broadcast, Broadcast.bulletin_id == other) == 17
+
+
+def test_a_corrected_bulletin_approved_again_airs_its_new_audio(api: Api, loa: Loa) -> None:
+    bulletin = api.approved_bulletin()
+    place(api, bulletin, {"slots": [slots(api)["17:00"]], **WEEK}, communes=[THO_SON])
+    old = api.get(f"/bulletins/{bulletin}").json["audio"]["sha256"]
+    api.call("PATCH", f"/bulletins/{bulletin}", {"text": "Lịch tiếp dân đổi sang thứ Sáu."})
+    assert api.post(f"/bulletins/{bulletin}/approve").status_code == 200
+    new = api.post(f"/bulletins/{bulletin}/audio").json["sha256"]
+    assert new != old
+    shas = {
+        api.get(f"/broadcasts/{row['id']}").json["audio_sha256"]
+        for row in plan(api, THO_SON, "2026-11-28")
+    }
+    assert shas == {new}
+
+
+def test_the_same_bulletin_placed_again_in_the_same_slot_is_refused(api: Api) -> None:
+    bulletin = api.approved_bulletin()
+    morning = slots(api)["05:30"]
+    place(api, bulletin, {"slots": [morning], **WEEK}, communes=[THO_SON, THO_BINH])
+    again = {"slots": [morning], "from": "2026-12-01", "to": "2026-12-05"}
+    r = api.post("/placements", {"bulletin_id": bulletin, "rule": again, "communes": "all"})
+    assert r.status_code == 409 and r.json["error"] == "duplicate_placement"
+    elsewhere = {"bulletin_id": bulletin, "rule": again, "communes": [THO_TIEN]}
+    assert api.post("/placements", elsewhere).status_code == 201
+
+
+def test_a_month_says_how_far_it_is_planned_and_the_rest_follows_day_by_day(
+    api: Api, loa: Loa
+) -> None:
+    bulletin = api.approved_bulletin()
+    month = {"slots": [slots(api)["05:30"]], "from": "2026-12-01", "to": "2026-12-31"}
+    answer = place(api, bulletin, month, communes=[THO_SON])
+    assert answer["planned_until"] == "2026-12-10"  # 14 days from 26/11
+    assert answer["broadcasts"] == 10
+    loa.clock.advance(5 * 86400)  # type: ignore[attr-defined]
+    service.extend_plan(loa)
+    assert count(loa, Broadcast) == 15

@@ -253,11 +253,8 @@ def render(bulletin_id: int) -> Response:
 @bp.post("/<int:bulletin_id>/approve")
 @login_required
 def approve(bulletin_id: int) -> Response:
-    ctx = loa()
     try:
-        with ctx.transaction() as session:
-            b = bulletins.get_bulletin(session, bulletin_id)
-            bulletins.approve(session, current_actor(), b, ctx.now())
+        service.approve_bulletin(loa(), current_actor(), bulletin_id)
         flash(translate("Approved."), "ok")
     except LoaError as exc:
         flash_error(exc)

@@ -320,6 +320,13 @@ VI: dict[str, str] = {
     "error:invalid_days": "Ngày trong tuần không hợp lệ.",
     "error:unknown_slot": "Không có khung giờ này.",
     "error:never_fits": "Bản tin dài hơn mọi khung giờ đã chọn.",
+    "error:range_in_past": "Khoảng ngày đã qua.",
+    "Planned until {d}; later days are added day by day.": (
+        "Đã lập lịch đến ngày {d}; các ngày sau được lập dần mỗi ngày."
+    ),
+    "error:range_too_long": "Khoảng ngày dài quá một năm; hãy kiểm tra lại năm.",
+    "error:duplicate_placement": "Bản tin này đã được đặt lịch vào đúng khung giờ, ngày và xã đó.",
+    "error:slot_past_midnight": "Khung giờ kéo qua nửa đêm; hãy tách thành hai khung giờ.",
     "error:unknown_group": "Không có nhóm xã này.",
     "error:duplicate_commune": "Một xã được chọn hai lần.",
     "error:unknown_placement": "Không có lịch phát này.",

@@ -365,12 +365,14 @@ def new() -> Response | tuple[str, int]:
         key = "invalid_speech_request" if isinstance(exc, RenderError) else "speech_unavailable"
         flash(f"{error_text(key, '')} ({exc})", "error")
         return form_page(form, 422)
-    flash(
-        translate("Created {n} broadcasts, {m} moved on to a later slot.").format(
-            n=placed.broadcasts, m=placed.overflow
-        ),
-        "ok",
+    message = translate("Created {n} broadcasts, {m} moved on to a later slot.").format(
+        n=placed.broadcasts, m=placed.overflow
     )
+    if placed.planned_until:
+        message += " " + translate("Planned until {d}; later days are added day by day.").format(
+            d=placed.planned_until.strftime("%d/%m/%Y")
+        )
+    flash(message, "ok")
     return redirect(url_for("plan.week", date=first.isoformat()))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, url_for
 from pydantic import AwareDatetime, Field, StrictBool
 
 from scheduler import asrun, service
@@ -34,6 +34,10 @@ def broadcast_json(b: Broadcast) -> dict[str, Any]:
     row = asrun.as_run_row(b, tz)
     row["commune_name"] = row["commune"]
     row["commune"] = row.pop("commune_code")
+    # Which version aired: the audio this broadcast plays (or played), by its checksum.
+    row["audio_sha256"] = b.audio.sha256
+    row["audio_url"] = url_for("api.bulletins.audio", sha256=b.audio.sha256)
+    row["placement_id"], row["overflow"] = b.placement_id, b.overflow
     row["deliveries"] = [
         {
             "id": d.id,

@@ -165,11 +165,9 @@ def get_bulletin(bulletin_id: int) -> Response:
 
 @bp.post("/bulletins/<int:bulletin_id>/approve")
 def approve_bulletin(bulletin_id: int) -> Response:
-    ctx = loa()
-    with ctx.transaction() as session:
-        b = bulletins.get_bulletin(session, bulletin_id)
-        bulletins.approve(session, actor(), b, ctx.now())
-        return jsonify(bulletin_json(b))
+    service.approve_bulletin(loa(), actor(), bulletin_id)
+    with loa().transaction() as session:
+        return jsonify(bulletin_json(bulletins.get_bulletin(session, bulletin_id)))
 
 
 @bp.post("/bulletins/<int:bulletin_id>/audio")

@@ -157,8 +157,14 @@ def create_placement() -> tuple[Response, int]:
     placed = service.place(
         loa(), actor(), data.bulletin_id, data.targets(), data.plan_rule(), data.priority
     )
+    until = placed.planned_until
     return created(
-        {"id": placed.placement_id, "broadcasts": placed.broadcasts, "overflow": placed.overflow}
+        {
+            "id": placed.placement_id,
+            "broadcasts": placed.broadcasts,
+            "overflow": placed.overflow,
+            "planned_until": until.isoformat() if until else None,
+        }
     )
 
 
