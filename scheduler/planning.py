@@ -124,6 +124,28 @@ def create_slot(
     return slot
 
 
+def remove_slot(session: Session, actor: Actor, slot_id: int, now: datetime) -> Slot:
+    """Retire a slot (its history stays); refused while broadcasts are still planned in it."""
+    actor.require(*MANAGERS)
+    slot = session.get(Slot, slot_id)
+    if slot is None or not slot.active:
+        raise NotFound(f"no slot has the id {slot_id}", "unknown_slot")
+    planned = session.scalar(
+        select(func.count()).where(
+            Broadcast.slot_id == slot_id,
+            Broadcast.status.in_(OPEN),
+            Broadcast.scheduled_at > now,
+        )
+    )
+    if planned:
+        raise Conflict(
+            f"{planned} broadcasts are still planned in this slot; cancel their placements first",
+            "slot_in_use",
+        )
+    slot.active = False
+    return slot
+
+
 def create_group(
     session: Session, actor: Actor, name: str, communes: Sequence[str], now: datetime
 ) -> Group:

@@ -297,3 +297,16 @@ def test_a_month_says_how_far_it_is_planned_and_the_rest_follows_day_by_day(
     loa.clock.advance(5 * 86400)  # type: ignore[attr-defined]
     service.extend_plan(loa)
     assert count(loa, Broadcast) == 15
+
+
+def test_a_mistaken_slot_is_retired_once_nothing_is_planned_in_it(api: Api) -> None:
+    wrong = api.post("/slots", {"name": "Chồng", "start": "06:00", "minutes": 30}).json["id"]
+    bulletin = api.approved_bulletin()
+    rule = {"slots": [wrong], "from": "2026-11-28", "to": "2026-11-29"}
+    placed = place(api, bulletin, rule, communes=[THO_SON])
+    r = api.call("DELETE", f"/slots/{wrong}")
+    assert r.status_code == 409 and r.json["error"] == "slot_in_use"
+    api.call("DELETE", f"/placements/{placed['id']}")
+    assert api.call("DELETE", f"/slots/{wrong}").status_code == 200
+    assert wrong not in slots(api).values()
+    assert api.call("DELETE", f"/slots/{wrong}").status_code == 404

@@ -321,6 +321,7 @@ VI: dict[str, str] = {
     "error:unknown_slot": "Không có khung giờ này.",
     "error:never_fits": "Bản tin dài hơn mọi khung giờ đã chọn.",
     "error:range_in_past": "Khoảng ngày đã qua.",
+    "error:slot_in_use": "Khung giờ còn lượt phát đã lên lịch; hãy hủy các lịch phát đó trước.",
     "Planned until {d}; later days are added day by day.": (
         "Đã lập lịch đến ngày {d}; các ngày sau được lập dần mỗi ngày."
     ),

@@ -60,6 +60,8 @@ OPERATIONS = tuple(Op(*row) for row in (
     ("post", "/slots", "A broadcast slot (khung giờ): local start, minutes, weekdays, communes",
      "SlotIn", 201, "{id, name, start, minutes, weekdays, communes}", ()),
     ("get", "/slots", "The active slots", None, 200, "[slot]", ()),
+    ("delete", "/slots/{id}", "Retire a slot no broadcast is planned in any more", None, 200,
+     "The slot", ()),
     ("post", "/groups", "A named group of communes", "GroupIn", 201,
      "{id, name, communes}", ()),
     ("get", "/groups", "The groups of communes", None, 200, "[group]", ()),

@@ -131,6 +131,13 @@ def list_slots() -> Response:
         return jsonify([slot_json(s) for s in planning.active_slots(session)])
 
 
+@bp.delete("/slots/<int:slot_id>")
+def delete_slot(slot_id: int) -> Response:
+    ctx = loa()
+    with ctx.transaction() as session:
+        return jsonify(slot_json(planning.remove_slot(session, actor(), slot_id, ctx.now())))
+
+
 def group_json(g: Group) -> dict[str, Any]:
     return {"id": g.id, "name": g.name, "communes": [c.code for c in g.communes]}
 
