@@ -6,7 +6,10 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
+
+from flask import Flask
 
 from scheduler.context import Loa
 from scheduler.demo import DEMO_USERS, seed_demo, seed_operator_task
@@ -54,7 +57,22 @@ def serve(loa: Loa, host: str, port: int, demo: bool, virtual_speakers: bool) ->
         print("Demo logins:", flush=True)
         for user in DEMO_USERS:
             print(f"  {user.username} / {user.password}  ({user.role.value})", flush=True)
-    wakeups = start_wakeups(loa)  # several `loa serve` on one PostgreSQL database
+    _run_http(loa, app, host, port, on_stop=dispatcher.shutdown)
+
+
+def serve_web(loa: Loa, host: str, port: int) -> None:
+    """The panel and API alone: no timers, no drivers but the agents' (served here)."""
+    signal.signal(signal.SIGTERM, _exit)
+    print(f"Loa web at http://{host}:{port}", flush=True)
+    _run_http(loa, create_app(loa), host, port)
+
+
+def _run_http(
+    loa: Loa, app: Flask, host: str, port: int, on_stop: Callable[[], None] = lambda: None
+) -> None:
+    """Serve until Ctrl+C or SIGTERM, with wake-ups from the other processes on the same
+    PostgreSQL database (several `loa serve` or `loa web`), then stop everything."""
+    wakeups = start_wakeups(loa)
     server = make_server(loa, app, host, port)
     try:
         server.run()
@@ -63,25 +81,9 @@ def serve(loa: Loa, host: str, port: int, demo: bool, virtual_speakers: bool) ->
     finally:
         if wakeups:
             wakeups.close()
-        dispatcher.shutdown()
+        on_stop()
         loa.close()
         print("Loa stopped.", file=sys.stderr, flush=True)
-
-
-def serve_web(loa: Loa, host: str, port: int) -> None:
-    """The panel and API alone: no timers, no drivers but the agents' (served here)."""
-    signal.signal(signal.SIGTERM, _exit)
-    wakeups = start_wakeups(loa)
-    server = make_server(loa, create_app(loa), host, port)
-    print(f"Loa web at http://{host}:{port}", flush=True)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if wakeups:
-            wakeups.close()
-        loa.close()
 
 
 def serve_scheduler(loa: Loa, virtual_speakers: bool) -> None:
