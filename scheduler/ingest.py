@@ -24,6 +24,7 @@ from scheduler import broadcasts as bc
 from scheduler.db import transaction
 from scheduler.errors import LoaError, NotFound, Unauthorized
 from scheduler.models import Endpoint
+from scheduler.status import lock_for_moves
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def apply_batches(
 ) -> list[tuple[_Batch, int | BaseException]]:
     """Check each batch whole, then apply those that passed; refused ones change nothing."""
     ids = [r.delivery_id for batch in turn for r in batch.reports]
+    lock_for_moves(session, ids)
     loaded = bc.load_deliveries(session, ids)  # held while applying: the session is weak
     endpoint_ids = {batch.endpoint_id for batch in turn}
     endpoints = {

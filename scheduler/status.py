@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from scheduler.models import Broadcast, BroadcastEvent, Delivery, Status
 
 S = Status
+ROWS_LOCKED = "loa.rows_locked"  # session.info key set by lock_for_moves
 TERMINAL = frozenset({S.PLAYED, S.PARTIAL, S.INTERRUPTED, S.FAILED, S.MISSED, S.CANCELLED})
 # What a device may prove played, even with its "started" lost (an agent killed mid-item
 # reports the interruption when it restarts).
@@ -70,6 +71,8 @@ def _history(
     """Make a status change of a broadcast or a delivery with a conditional UPDATE (only
     from the status this process read), and write its history row. Returns False, writing
     nothing, when another process moved the row first."""
+    if session.info.get(ROWS_LOCKED):  # lock_for_moves: nobody else can move these rows
+        return _plain_history(session, row, new, at, actor, reason)
     if row in session.new:
         session.flush()  # a row made in this transaction: insert it first
     table: Table = type(row).__table__  # type: ignore[assignment]
@@ -98,6 +101,50 @@ def _history(
         )
     )
     return True
+
+
+def _plain_history(
+    session: Session,
+    row: Broadcast | Delivery,
+    new: str,
+    at: datetime,
+    actor: str,
+    reason: str | None,
+) -> bool:
+    """The move as an ordinary change, written with the transaction's flush."""
+    delivery_id = row.id if isinstance(row, Delivery) else None
+    broadcast_id = row.broadcast_id if isinstance(row, Delivery) else row.id
+    session.add(
+        BroadcastEvent(
+            broadcast_id=broadcast_id, delivery_id=delivery_id, at=at, from_status=row.status,
+            to_status=new, actor=actor, reason=reason,
+        )
+    )  # fmt: skip
+    row.status = new
+    return True
+
+
+def lock_for_moves(session: Session, delivery_ids: Sequence[int]) -> None:
+    """Before reading the deliveries a batch will move (and their broadcasts), make sure
+    no other process can move them until this transaction ends, so the moves can be
+    written together with its flush instead of one conditional UPDATE each (a batch of
+    10,000 reports is then 2 statements, not 20,000). PostgreSQL: the rows are locked,
+    in id order. SQLite: one write statement takes the database's only write lock, and
+    every read after it sees the latest commit."""
+    ids = sorted(set(delivery_ids))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(Broadcast.id)
+            .where(Broadcast.id.in_(select(Delivery.broadcast_id).where(Delivery.id.in_(ids))))
+            .order_by(Broadcast.id)
+            .with_for_update()
+        )
+        session.execute(
+            select(Delivery.id).where(Delivery.id.in_(ids)).order_by(Delivery.id).with_for_update()
+        )
+    else:
+        session.execute(update(Delivery).where(Delivery.id == 0).values(status=Delivery.status))
+    session.info[ROWS_LOCKED] = True
 
 
 def move_broadcast(
