@@ -133,7 +133,9 @@ def plan_cmd(start: Any, days: int, commune: str | None) -> None:
         raise CliError(exc.detail) from exc
     finally:
         loa.close()
-    for line in planning.plan_lines(rows, tz):
+    from web.i18n import VI
+
+    for line in planning.plan_lines(rows, tz, lambda w: VI.get(w, w)):
         click.echo(line)
 
 

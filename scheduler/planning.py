@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -805,24 +805,29 @@ def plan(
     return [dict(zip(keys, row, strict=True)) for row in session.execute(q)]
 
 
-def plan_lines(rows: Sequence[dict[str, object]], tz: ZoneInfo) -> Iterable[str]:
-    """`loa plan`: a heading per commune and slot, then one line per item in play order."""
+def plan_lines(
+    rows: Sequence[dict[str, object]], tz: ZoneInfo, word: Callable[[str], str] = str
+) -> Iterable[str]:
+    """`loa plan`: a heading per commune and slot, then one line per item in play order;
+    `word` says a status or a priority in the user's language."""
     heading = None
     for row in rows:
         slot_at = row["slot_at"]
         when = slot_at.astimezone(tz) if isinstance(slot_at, datetime) else None
+        at = row["scheduled_at"]
+        assert isinstance(at, datetime)
         head = f"{row['commune']} {row['commune_name']} · " + (
-            f"{row['slot']} {when:%d/%m %H:%M}" if when else "ngoài khung giờ"
+            f"{row['slot']} {when:%d/%m %H:%M}"
+            if when
+            else f"ngoài khung giờ {at.astimezone(tz):%d/%m}"
         )
         if head != heading:
             heading = head
             yield head
-        at = row["scheduled_at"]
-        assert isinstance(at, datetime)
         flags = " [tràn: chuyển sang]" if row["overflow"] else ""
         seconds = float(row["duration_seconds"])  # type: ignore[arg-type]
         yield (
             f"  {row['position'] or '-':>2} {at.astimezone(tz):%H:%M:%S} "
-            f"{seconds:>6.0f}s {row['priority']:<9} {row['status']:<10} "
+            f"{seconds:>6.0f}s {word(str(row['priority'])):<12} {word(str(row['status'])):<13} "
             f"#{row['id']} {row['title']}{flags}"
         )

@@ -108,5 +108,6 @@ def test_plan_lists_each_communes_queue_in_play_order(tmp_path: Path, seeded_db:
         f"Buổi chiều {tomorrow:%d/%m} 17:00",
     ]
     assert "05:30:00" in lines[1] and "Thông báo" in lines[1]
+    assert "thông thường" in lines[1] and "đã lên lịch" in lines[1]  # said in Vietnamese
     bad = run(["plan", "--commune", "00000"], tmp_path)
     assert bad.returncode == 2 and "00000" in bad.stderr
