@@ -350,6 +350,7 @@ class MqttBridge:
             client.tls_set()
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         self.client = client
 
@@ -461,7 +462,23 @@ class MqttBridge:
         )
         if self.loa is not None:
             # Always: a broker killed before it saved our session has forgotten it.
+            # Connected counts from the broker's SUBACK: an event published before it
+            # would be lost on a new session.
             client.subscribe([(self.event_filter, QOS), (self.heartbeat_filter, 0)])
+        else:
+            self._connected.set()
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if any(code.is_failure for code in reason_codes):
+            log.error("MQTT broker %s refused our subscriptions: %s", self.address.host,
+                      reason_codes)  # fmt: skip
         self._connected.set()
 
     def _on_disconnect(
