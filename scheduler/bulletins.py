@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,9 +14,11 @@ from sqlalchemy.orm import Session
 from audio.render import Speech
 from scheduler.auth import MANAGERS, Actor
 from scheduler.errors import Conflict, InvalidInput, NotFound
-from scheduler.models import AudioAsset, Bulletin, BulletinStatus, Jingle, Priority
+from scheduler.models import AudioAsset, Bulletin, BulletinKind, BulletinStatus, Jingle, Priority
 
 MAX_TITLE = 300
+MAX_URL = 500
+MAX_RELAY_SECONDS = 4 * 3600
 
 
 def parse_priority(value: str | None) -> Priority:
@@ -68,13 +72,16 @@ def voice_of(bulletin: Bulletin) -> Voice:
     )
 
 
-def _checked(title: str, text: str, max_chars: int) -> tuple[str, str]:
+def _checked(
+    title: str, text: str, max_chars: int, kind: str = BulletinKind.SPEECH
+) -> tuple[str, str]:
+    """The title and text stripped; a recording's or relay's text is an optional note."""
     title, text = title.strip(), text.strip()
     if not title:
         raise InvalidInput("the title is empty", "empty_title")
     if len(title) > MAX_TITLE:
         raise InvalidInput(f"the title is longer than {MAX_TITLE} characters", "title_too_long")
-    if not text:
+    if not text and kind == BulletinKind.SPEECH:
         raise InvalidInput("the text is empty", "empty_text")
     if len(text) > max_chars:
         raise InvalidInput(
@@ -93,11 +100,13 @@ def create_bulletin(
     priority: Priority,
     now: datetime,
     max_chars: int,
+    kind: BulletinKind = BulletinKind.SPEECH,
 ) -> Bulletin:
     actor.require(*MANAGERS)
-    title, text = _checked(title, text, max_chars)
+    title, text = _checked(title, text, max_chars, kind)
     bulletin = Bulletin(
         title=title,
+        kind=kind.value,
         text=text,
         topic=topic.strip(),
         priority=priority.value,
@@ -122,15 +131,85 @@ def edit(
     max_chars: int,
 ) -> None:
     """Change a bulletin. A change of what is said returns it to draft, without audio:
-    it is approved again before it airs (what is scheduled already keeps its audio)."""
+    it is approved again before it airs (what is scheduled already keeps its audio).
+    A recording or relay keeps its audio; its text is a note."""
     actor.require(*MANAGERS)
-    title, text = _checked(title, text, max_chars)
+    title, text = _checked(title, text, max_chars, bulletin.kind)
     if (title, text, priority.value) != (bulletin.title, bulletin.text, bulletin.priority):
-        bulletin.status = BulletinStatus.DRAFT.value
-        bulletin.approved_by = bulletin.approved_at = None
-        bulletin.audio = None
+        to_draft(bulletin)
+        if bulletin.kind == BulletinKind.SPEECH:
+            bulletin.audio = None
     bulletin.title, bulletin.text = title, text
     bulletin.topic, bulletin.priority = topic.strip(), priority.value
+
+
+def to_draft(bulletin: Bulletin) -> None:
+    bulletin.status = BulletinStatus.DRAFT.value
+    bulletin.approved_by = bulletin.approved_at = None
+
+
+def require_speech(bulletin: Bulletin) -> None:
+    if bulletin.kind != BulletinKind.SPEECH:
+        raise Conflict(
+            f"bulletin {bulletin.id} is a {bulletin.kind}, not text to speak", "not_speech"
+        )
+
+
+def check_stream_url(url: str) -> str:
+    """A relay's stream: an http(s) URL without credentials (every endpoint receives it)."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if len(url) > MAX_URL or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(
+            f"the stream must be an http:// or https:// URL of at most {MAX_URL} characters",
+            "invalid_stream_url",
+        )
+    if parts.username or parts.password:
+        raise InvalidInput(
+            "the stream URL must not hold a user name or password: every endpoint receives it",
+            "invalid_stream_url",
+        )
+    return url
+
+
+def relay_asset(session: Session, url: str, seconds: float, now: datetime) -> AudioAsset:
+    """The asset of relaying `url` for `seconds` (one row per stream and length)."""
+    url = check_stream_url(url)
+    if not 1 <= seconds <= MAX_RELAY_SECONDS:
+        raise InvalidInput(
+            f"a relay lasts from 1 second to {MAX_RELAY_SECONDS // 3600} hours",
+            "invalid_duration",
+        )
+    seconds = round(seconds, 3)
+    identity = hashlib.sha256(f"relay\n{url}\n{seconds}".encode()).hexdigest()
+    asset = session.scalar(select(AudioAsset).where(AudioAsset.sha256 == identity))
+    if asset is None:
+        asset = AudioAsset(
+            sha256=identity,
+            path="",
+            duration_seconds=seconds,
+            engine="relay",
+            voice="",
+            spoken_text="",
+            stream_url=url,
+            created_at=now,
+        )
+        session.add(asset)
+        session.flush()
+    return asset
+
+
+def set_relay(
+    session: Session, actor: Actor, bulletin: Bulletin, url: str, seconds: float, now: datetime
+) -> None:
+    """Point a relay bulletin at a stream for a length; a change returns it to draft."""
+    actor.require(*MANAGERS)
+    if bulletin.kind != BulletinKind.RELAY:
+        raise Conflict(f"bulletin {bulletin.id} is not a relay", "not_relay")
+    asset = relay_asset(session, url, seconds, now)
+    if bulletin.audio_id != asset.id:
+        to_draft(bulletin)
+        bulletin.audio = asset
 
 
 def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
@@ -161,7 +240,8 @@ def require_approved(bulletin: Bulletin) -> None:
 def attach_audio(
     session: Session, bulletin: Bulletin, speech: Speech, relative_path: str, now: datetime
 ) -> AudioAsset:
-    """Record rendered speech (once per checksum) and make it the bulletin's audio."""
+    """Record rendered speech or a mastered recording (once per checksum) and make it the
+    bulletin's audio."""
     asset = session.scalar(select(AudioAsset).where(AudioAsset.sha256 == speech.sha256))
     if asset is None:
         asset = AudioAsset(

@@ -62,6 +62,7 @@ ITEM_COLUMNS = (
     AudioAsset.path,
     AudioAsset.sha256,
     AudioAsset.duration_seconds,
+    AudioAsset.stream_url,
 )
 
 
@@ -84,7 +85,7 @@ def items_by_kind(
     paths: dict[str, Path] = {}
     priorities = {p.value: p for p in Priority}
     by_kind: dict[str, list[PlayItem]] = {}
-    for d_id, b_id, e_id, status, kind, title, prio, at, path, sha, seconds in rows:
+    for d_id, b_id, e_id, status, kind, title, prio, at, path, sha, seconds, stream in rows:
         audio = paths.get(path) or paths.setdefault(path, loa.settings.audio_dir / path)
         by_kind.setdefault(kind, []).append(
             PlayItem(
@@ -95,10 +96,11 @@ def items_by_kind(
                 priority=priorities[prio],
                 scheduled_at=at,
                 play_until=at + loa.grace,
-                audio_path=audio,
+                audio_path=None if stream else audio,
                 sha256=sha,
                 duration_seconds=seconds,
                 delivered=status == Status.DELIVERED,
+                stream_url=stream,
             )
         )
     return by_kind

@@ -75,6 +75,15 @@ class Priority(StrEnum):
         return {"normal": 0, "priority": 1, "emergency": 2}[self.value]
 
 
+class BulletinKind(StrEnum):
+    """What a bulletin plays: text spoken by a voice, an uploaded recording, or a live
+    stream relayed for a set time (tiếp sóng)."""
+
+    SPEECH = "speech"
+    RECORDING = "recording"
+    RELAY = "relay"
+
+
 class BulletinStatus(StrEnum):
     DRAFT = "draft"
     APPROVED = "approved"
@@ -116,6 +125,10 @@ class Area(Base):
     kind: Mapped[str] = mapped_column(String(16))  # xa | phuong | thi-tran | huyen | tinh ...
     name: Mapped[str] = mapped_column(String(200))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
+    # Quiet hours (giờ yên tĩnh), local "HH:MM" to "HH:MM", possibly across midnight:
+    # nothing but emergencies is placed or aired in them. None: no quiet hours.
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
 
     parent: Mapped[Area | None] = relationship(remote_side=[id])
 
@@ -194,7 +207,9 @@ class EndpointEvent(Base):
 
 
 class AudioAsset(Base):
-    """A rendered MP3 in the audio store, addressed by its checksum."""
+    """What a broadcast plays: an MP3 in the audio store addressed by its checksum
+    (rendered speech, a mastered recording), or a relay's stream URL and duration
+    (its checksum is that of the two, so the same relay is one row)."""
 
     __tablename__ = "audio_assets"
 
@@ -209,6 +224,7 @@ class AudioAsset(Base):
     loudness_lufs: Mapped[float | None] = mapped_column(Float)
     true_peak_dbtp: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stream_url: Mapped[str | None] = mapped_column(String(500))  # a relay: no file
 
 
 class Jingle(Base):
@@ -230,7 +246,8 @@ class Bulletin(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(300))
-    text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default="speech", server_default="speech")
+    text: Mapped[str] = mapped_column(Text)  # a recording's or relay's: an optional note
     topic: Mapped[str] = mapped_column(String(120), default="")
     priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL.value)
     status: Mapped[str] = mapped_column(String(16), default=BulletinStatus.DRAFT.value)

@@ -70,6 +70,7 @@ def schedules(
                 Bulletin.title,
                 AudioAsset.duration_seconds,
                 AudioAsset.sha256,
+                AudioAsset.stream_url,
             )
             .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
             .join(Bulletin, Broadcast.bulletin_id == Bulletin.id)
@@ -82,7 +83,18 @@ def schedules(
             )
             .order_by(Broadcast.scheduled_at, Delivery.id)
         )
-        for delivery_id, endpoint_id, status, b_id, priority, at, title, seconds, sha in rows:
+        for (
+            delivery_id,
+            endpoint_id,
+            status,
+            b_id,
+            priority,
+            at,
+            title,
+            seconds,
+            sha,
+            stream,
+        ) in rows:
             doc = docs.get(endpoint_id)
             if doc is None:
                 continue
@@ -96,8 +108,10 @@ def schedules(
                     "scheduled_at": at.isoformat(),
                     "play_until": (at + grace).isoformat(),
                     "duration_seconds": seconds,
-                    "sha256": sha,
-                    "audio_url": audio_url(sha),
+                    # A relay (tiếp sóng) has a stream to play for duration_seconds, no file.
+                    "sha256": None if stream else sha,
+                    "audio_url": None if stream else audio_url(sha),
+                    "stream_url": stream,
                     "status": status,
                 }
             )

@@ -7,9 +7,11 @@ slow work (speech rendering) outside them, and tells endpoints only after a comm
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,16 +19,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from audio.playout import PlayEvent
-from audio.render import ENGINE_CHAINS
+from audio.render import ENGINE_CHAINS, Speech
 from scheduler import areas, bulletins, documents, health, lexicon, planning
 from scheduler import broadcasts as bc
 from scheduler.auth import MANAGERS, Actor, new_token
 from scheduler.context import Loa
-from scheduler.errors import InvalidInput
+from scheduler.errors import Conflict, InvalidInput
 from scheduler.models import (
     AudioAsset,
     Broadcast,
     Bulletin,
+    BulletinKind,
     BulletinStatus,
     Delivery,
     Endpoint,
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 ID_CHUNK = 10_000  # ids per IN (…): SQLite and PostgreSQL cap the parameters of a statement
 # Kinds a user may create; virtual ones come from --virtual-speakers.
 ENDPOINT_KINDS = ("agent", "mqtt", "icecast", "local", "manual")
+RECORDINGS = "recordings"  # where uploaded recordings go in the audio store
+MAX_RECORDING_BYTES = 100 * 2**20
 
 
 def create_bulletin(
@@ -86,6 +91,105 @@ def import_bulletin(
     )
 
 
+def create_recording(
+    loa: Loa,
+    actor: Actor,
+    *,
+    title: str,
+    data: bytes,
+    text: str = "",
+    topic: str = "",
+    priority: Priority = Priority.NORMAL,
+) -> Bulletin:
+    """A draft bulletin that plays an uploaded recording (MP3, WAV or OGG), mastered."""
+    actor.require(*MANAGERS)
+    speech = _save_recording(loa, data, title)
+    with loa.transaction() as session:
+        bulletin = bulletins.create_bulletin(
+            session,
+            actor,
+            title=title,
+            text=text,
+            topic=topic,
+            priority=priority,
+            now=loa.now(),
+            max_chars=loa.renderer.max_chars,
+            kind=BulletinKind.RECORDING,
+        )
+        _attach(loa, session, bulletin, speech)
+        return bulletin
+
+
+def replace_recording(loa: Loa, actor: Actor, bulletin_id: int, data: bytes) -> AudioAsset:
+    """A recording bulletin's new file: back to draft until approved again."""
+    actor.require(*MANAGERS)
+    with loa.transaction() as session:
+        bulletin = bulletins.get_bulletin(session, bulletin_id)
+        if bulletin.kind != BulletinKind.RECORDING:
+            raise Conflict(f"bulletin {bulletin_id} is not a recording", "not_recording")
+        title = bulletin.title
+    speech = _save_recording(loa, data, title)
+    with loa.transaction() as session:
+        bulletin = bulletins.get_bulletin(session, bulletin_id)
+        if bulletin.audio is None or bulletin.audio.sha256 != speech.sha256:
+            bulletins.to_draft(bulletin)
+        return _attach(loa, session, bulletin, speech)
+
+
+def _save_recording(loa: Loa, data: bytes, title: str) -> Speech:
+    from audio.master import MasteringError  # numpy: only when a file is uploaded
+    from audio.recording import save_recording
+
+    if not data:
+        raise InvalidInput("the audio file is empty", "invalid_audio")
+    if len(data) > MAX_RECORDING_BYTES:
+        raise InvalidInput(
+            f"an audio file is at most {MAX_RECORDING_BYTES // 2**20} MB", "invalid_audio"
+        )
+    directory = loa.settings.audio_dir / RECORDINGS
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".upload-") as upload:
+        upload.write(data)
+        upload.flush()
+        try:
+            return save_recording(Path(upload.name), directory, title.strip() or "Loa")
+        except MasteringError as exc:
+            raise InvalidInput(f"the audio file: {exc}", "invalid_audio") from exc
+
+
+def _attach(loa: Loa, session: Session, bulletin: Bulletin, speech: Speech) -> AudioAsset:
+    relative = speech.path.relative_to(loa.settings.audio_dir).as_posix()
+    return bulletins.attach_audio(session, bulletin, speech, relative, loa.now())
+
+
+def create_relay(
+    loa: Loa,
+    actor: Actor,
+    *,
+    title: str,
+    stream_url: str,
+    seconds: float,
+    text: str = "",
+    topic: str = "",
+    priority: Priority = Priority.NORMAL,
+) -> Bulletin:
+    """A draft bulletin that relays a live stream (tiếp sóng) for `seconds`."""
+    with loa.transaction() as session:
+        bulletin = bulletins.create_bulletin(
+            session,
+            actor,
+            title=title,
+            text=text,
+            topic=topic,
+            priority=priority,
+            now=loa.now(),
+            max_chars=loa.renderer.max_chars,
+            kind=BulletinKind.RELAY,
+        )
+        bulletins.set_relay(session, actor, bulletin, stream_url, seconds, loa.now())
+        return bulletin
+
+
 def render_bulletin(
     loa: Loa, actor: Actor, bulletin_id: int, voice: bulletins.Voice | None = None
 ) -> AudioAsset:
@@ -94,6 +198,7 @@ def render_bulletin(
     actor.require(*MANAGERS)
     with loa.transaction() as session:
         bulletin = bulletins.get_bulletin(session, bulletin_id)
+        bulletins.require_speech(bulletin)
         if voice is not None:
             set_voice(loa, session, bulletin, voice)
         title, text, spoken_as = bulletin.title, bulletin.text, bulletins.voice_of(bulletin)
@@ -112,10 +217,8 @@ def render_bulletin(
         intro=intro,
         outro=outro,
     )
-    relative = speech.path.relative_to(loa.settings.audio_dir).as_posix()
     with loa.transaction() as session:
-        bulletin = bulletins.get_bulletin(session, bulletin_id)
-        asset = bulletins.attach_audio(session, bulletin, speech, relative, loa.now())
+        asset = _attach(loa, session, bulletins.get_bulletin(session, bulletin_id), speech)
     adopt_approved_audio(loa, bulletin_id)
     if speech.fallback_reason:
         log.warning(

@@ -22,10 +22,12 @@ class PlayItem:
     priority: Priority
     scheduled_at: datetime
     play_until: datetime  # latest start; after it the broadcast is missed, not aired late
-    audio_path: Path
+    audio_path: Path | None  # None for a relay
     sha256: str
-    duration_seconds: float
+    duration_seconds: float  # a relay: how long to relay the stream
     delivered: bool  # the endpoint has confirmed it holds the audio
+    # A relay (tiếp sóng): the live stream to play for `duration_seconds` instead of a file.
+    stream_url: str | None = None
 
 
 class DriverError(Exception):

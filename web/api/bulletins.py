@@ -40,17 +40,32 @@ class VoiceIn(Body):
 
 
 class BulletinIn(VoiceIn):
+    kind: Literal["speech"] = "speech"
     title: str = Field(min_length=1, max_length=bulletins.MAX_TITLE)
     text: str = Field(min_length=1)
     topic: str = Field(default="", max_length=120)
     priority: Priority = Priority.NORMAL
 
 
+class RelayIn(Body):
+    """A relay (tiếp sóng): a live stream played for a set time."""
+
+    kind: Literal["relay"]
+    title: str = Field(min_length=1, max_length=bulletins.MAX_TITLE)
+    stream_url: str = Field(min_length=1, max_length=bulletins.MAX_URL)
+    duration_seconds: float = Field(ge=1, le=bulletins.MAX_RELAY_SECONDS)
+    text: str = ""
+    topic: str = Field(default="", max_length=120)
+    priority: Priority = Priority.NORMAL
+
+
 class BulletinEditIn(Body):
     title: str | None = Field(default=None, min_length=1, max_length=bulletins.MAX_TITLE)
-    text: str | None = Field(default=None, min_length=1)
+    text: str | None = None
     topic: str | None = Field(default=None, max_length=120)
     priority: Priority | None = None
+    stream_url: str | None = Field(default=None, min_length=1, max_length=bulletins.MAX_URL)
+    duration_seconds: float | None = Field(default=None, ge=1, le=bulletins.MAX_RELAY_SECONDS)
 
 
 class AudioIn(VoiceIn):
@@ -63,6 +78,8 @@ class LexiconIn(Body):
 
 
 def audio_json(asset: AudioAsset) -> dict[str, Any]:
+    if asset.stream_url:
+        return {"stream_url": asset.stream_url, "duration_seconds": asset.duration_seconds}
     return {
         "sha256": asset.sha256,
         "duration_seconds": asset.duration_seconds,
@@ -79,6 +96,7 @@ def bulletin_json(b: Bulletin) -> dict[str, Any]:
     tz = loa().settings.timezone
     return {
         "id": b.id,
+        "kind": b.kind,
         "title": b.title,
         "text": b.text,
         "topic": b.topic,
@@ -99,8 +117,26 @@ def bulletin_json(b: Bulletin) -> dict[str, Any]:
 
 @bp.post("/bulletins")
 def create_bulletin() -> tuple[Response, int]:
-    data = body(BulletinIn)
+    """Text to speak (JSON), a relay (JSON with `kind: "relay"`), or a recording
+    (multipart: the audio file as `file`, with `title`, `text`, `topic`, `priority`)."""
     ctx = loa()
+    if request.mimetype == "multipart/form-data":
+        return created(bulletin_json(create_recording()))
+    raw = request.get_json(silent=True)
+    if isinstance(raw, dict) and raw.get("kind") == "relay":
+        relay = body(RelayIn)
+        b = service.create_relay(
+            ctx,
+            actor(),
+            title=relay.title,
+            stream_url=relay.stream_url,
+            seconds=relay.duration_seconds,
+            text=relay.text,
+            topic=relay.topic,
+            priority=relay.priority,
+        )
+        return created(bulletin_json(b))
+    data = body(BulletinIn)
     b = service.create_bulletin(
         ctx,
         actor(),
@@ -113,12 +149,47 @@ def create_bulletin() -> tuple[Response, int]:
     return created(bulletin_json(b))
 
 
+def create_recording() -> Bulletin:
+    form = request.form
+    title = form.get("title", "")
+    if not title.strip():
+        raise InvalidInput("give the recording a title (form field 'title')", "empty_title")
+    return service.create_recording(
+        loa(),
+        actor(),
+        title=title,
+        data=uploaded_audio(),
+        text=form.get("text", ""),
+        topic=form.get("topic", ""),
+        priority=bulletins.parse_priority(form.get("priority")),
+    )
+
+
+def uploaded_audio() -> bytes:
+    request.max_content_length = service.MAX_RECORDING_BYTES + 2**20  # the form's fields
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise InvalidInput("send the audio file as the multipart field 'file'", "no_file")
+    data: bytes = upload.read()
+    return data
+
+
 @bp.patch("/bulletins/<int:bulletin_id>")
 def edit_bulletin(bulletin_id: int) -> Response:
     data = body(BulletinEditIn)
     ctx = loa()
     with ctx.transaction() as session:
         b = bulletins.get_bulletin(session, bulletin_id)
+        if data.stream_url is not None or data.duration_seconds is not None:
+            relay = b.audio if b.kind == "relay" else None
+            bulletins.set_relay(
+                session,
+                actor(),
+                b,
+                data.stream_url or (relay.stream_url if relay else None) or "",
+                data.duration_seconds or (relay.duration_seconds if relay else 0),
+                ctx.now(),
+            )
         bulletins.edit(
             session,
             actor(),
@@ -172,6 +243,11 @@ def approve_bulletin(bulletin_id: int) -> Response:
 
 @bp.post("/bulletins/<int:bulletin_id>/audio")
 def render_audio(bulletin_id: int) -> Response:
+    """Speak a bulletin's text again (JSON voice settings), or give a recording its new
+    file (multipart `file`)."""
+    if request.mimetype == "multipart/form-data":
+        asset = service.replace_recording(loa(), actor(), bulletin_id, uploaded_audio())
+        return jsonify(audio_json(asset))
     data = body(AudioIn) if request.content_length else AudioIn()
     with loa().transaction() as session:
         current = bulletins.voice_of(bulletins.get_bulletin(session, bulletin_id))
