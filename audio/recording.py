@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from pydub import AudioSegment
@@ -95,21 +96,28 @@ def master_recording(path: Path) -> Mastered:
     return master([segment], pause_ms=0)
 
 
-def save_recording(upload: Path, directory: Path, title: str) -> Speech:
-    """Master an uploaded file into `directory` as `<sha256>.mp3` (written under a
-    temporary name, then renamed); raises MasteringError with the reason."""
-    mastered = master_recording(upload)
+def _store(directory: Path, write: Callable[[Path], None]) -> tuple[Path, str]:
+    """Write an MP3 into `directory` under a temporary name, then rename it to its
+    checksum; (path, sha256). Nothing half-written stays behind."""
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".mp3")
     os.close(fd)
     try:
-        export_mp3(mastered, Path(tmp), title)
+        write(Path(tmp))
         sha256 = file_sha256(Path(tmp))
         path = directory / f"{sha256}.mp3"
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return path, sha256
+
+
+def save_recording(upload: Path, directory: Path, title: str) -> Speech:
+    """Master an uploaded file into `directory` as `<sha256>.mp3`; raises MasteringError
+    with the reason."""
+    mastered = master_recording(upload)
+    path, sha256 = _store(directory, lambda tmp: export_mp3(mastered, tmp, title))
     return Speech(
         path=path,
         sha256=sha256,
@@ -120,3 +128,21 @@ def save_recording(upload: Path, directory: Path, title: str) -> Speech:
         loudness_lufs=round(mastered.loudness_lufs, 2),
         true_peak_dbtp=round(mastered.true_peak_dbtp, 2),
     )
+
+
+def save_tail(source: Path, offset: float, directory: Path) -> tuple[Path, str]:
+    """The MP3 `source` from `offset` seconds on (cut at an MP3 frame, not re-encoded),
+    stored in `directory` as `<sha256>.mp3`; (path, sha256). Raises MasteringError."""
+
+    def cut(tmp: Path) -> None:
+        proc = subprocess.run(
+            ["ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", f"{offset:.3f}", "-i", str(source),
+             "-map", "0:a:0", "-c", "copy", "-id3v2_version", "0", "-write_xing", "0",
+             "-f", "mp3", str(tmp)],
+            capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            error = proc.stderr.decode(errors="replace").strip()[-300:]
+            raise MasteringError(f"ffmpeg could not cut {source.name}: {error}")
+
+    return _store(directory, cut)

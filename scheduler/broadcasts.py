@@ -58,35 +58,43 @@ def schedule(
     ).all()
     if taken:
         raise Conflict("this bulletin is already scheduled at that time there", "duplicate")
-    created = []
-    for commune in communes:
-        broadcast = Broadcast(
-            bulletin=bulletin,
-            commune=commune,
-            audio=bulletin.audio,
-            priority=bulletin.priority,
-            scheduled_at=at,
-            status=Status.SCHEDULED.value,
-            created_by=actor.name,
-            created_at=now,
+    return [add_broadcast(session, bulletin, commune, at, actor.name, now) for commune in communes]
+
+
+def add_broadcast(
+    session: Session,
+    bulletin: Bulletin,
+    commune: Area,
+    at: datetime,
+    actor: str,
+    now: datetime,
+    **fields: object,
+) -> Broadcast:
+    """A scheduled broadcast of the bulletin's audio (unless `fields` say otherwise), with
+    a delivery for each active endpoint of the commune and its first history row."""
+    values = {"audio": bulletin.audio, "priority": bulletin.priority, **fields}
+    broadcast = Broadcast(
+        bulletin=bulletin,
+        commune=commune,
+        scheduled_at=at,
+        status=Status.SCHEDULED.value,
+        created_by=actor,
+        created_at=now,
+        **values,
+    )
+    session.add(broadcast)
+    endpoints = session.scalars(
+        select(Endpoint).where(Endpoint.commune_id == commune.id, Endpoint.active.is_(True))
+    )
+    for endpoint in endpoints:
+        session.add(Delivery(broadcast=broadcast, endpoint=endpoint))
+    session.flush()
+    session.add(
+        BroadcastEvent(
+            broadcast_id=broadcast.id, at=now, to_status=Status.SCHEDULED.value, actor=actor
         )
-        session.add(broadcast)
-        endpoints = session.scalars(
-            select(Endpoint).where(Endpoint.commune_id == commune.id, Endpoint.active.is_(True))
-        )
-        for endpoint in endpoints:
-            session.add(Delivery(broadcast=broadcast, endpoint=endpoint))
-        session.flush()
-        session.add(
-            BroadcastEvent(
-                broadcast_id=broadcast.id,
-                at=now,
-                to_status=Status.SCHEDULED.value,
-                actor=actor.name,
-            )
-        )
-        created.append(broadcast)
-    return created
+    )
+    return broadcast
 
 
 def open_broadcasts(session: Session, commune_id: int) -> list[Broadcast]:

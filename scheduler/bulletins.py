@@ -242,6 +242,13 @@ def attach_audio(
 ) -> AudioAsset:
     """Record rendered speech or a mastered recording (once per checksum) and make it the
     bulletin's audio."""
+    asset = store_asset(session, speech, relative_path, now)
+    bulletin.audio = asset
+    return asset
+
+
+def store_asset(session: Session, speech: Speech, relative_path: str, now: datetime) -> AudioAsset:
+    """The asset of a file in the audio store, recorded once per checksum."""
     asset = session.scalar(select(AudioAsset).where(AudioAsset.sha256 == speech.sha256))
     if asset is None:
         asset = AudioAsset(
@@ -258,5 +265,4 @@ def attach_audio(
         )
         session.add(asset)
         session.flush()
-    bulletin.audio = asset
     return asset

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
+
+from scheduler.errors import InvalidInput
+
+
+def parse_hhmm(text: str) -> time:
+    """A local time of day written HH:MM; InvalidInput("invalid_time") otherwise."""
+    try:
+        hours, minutes = (int(part) for part in text.split(":"))
+        return time(hours, minutes)
+    except ValueError:
+        raise InvalidInput(
+            f"a time of day is written HH:MM, got {text!r}", "invalid_time"
+        ) from None
 
 
 class Clock(Protocol):

@@ -30,7 +30,7 @@ from scheduler.models import (
     Priority,
     Status,
 )
-from scheduler.service import extend_plan, sweep_health
+from scheduler.service import extend_plan, resume_interrupted, sweep_health
 from scheduler.status import move_delivery
 
 log = logging.getLogger(__name__)
@@ -319,6 +319,11 @@ class Dispatcher:
             sweep_health, "interval", seconds=HEALTH_SECONDS, args=[self.loa], id="health",
             replace_existing=True,
         )  # fmt: skip
+        if self.loa.settings.resume_interrupted:
+            self.scheduler.add_job(
+                resume_interrupted, "interval", seconds=RETRY_SECONDS, args=[self.loa],
+                id="resume", replace_existing=True,
+            )  # fmt: skip
 
     def shutdown(self) -> None:
         if self.arm in self.loa.on_scheduled:

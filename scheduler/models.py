@@ -378,6 +378,9 @@ class Broadcast(Base):
     slot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     position: Mapped[int | None] = mapped_column(Integer)
     overflow: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The rest of an interrupted broadcast, played after the emergency (when the district
+    # resumes interrupted items): the broadcast it resumes, once.
+    resumes_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), unique=True)
 
     bulletin: Mapped[Bulletin] = relationship()
     commune: Mapped[Area] = relationship()

@@ -20,9 +20,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, and_, bindparam, cast, func, insert, literal, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from scheduler import areas
+from scheduler import areas, quiet
 from scheduler.auth import MANAGERS, Actor
 from scheduler.bulletins import require_approved
+from scheduler.clock import parse_hhmm
 from scheduler.db import bulk_insert
 from scheduler.errors import Conflict, InvalidInput, NotFound
 from scheduler.models import (
@@ -59,16 +60,6 @@ ALL_DAYS = "1234567"
 
 def local_midnight(moment: datetime, tz: ZoneInfo) -> datetime:
     return datetime.combine(moment.astimezone(tz).date(), time(), tz)
-
-
-def parse_hhmm(text: str) -> time:
-    try:
-        hours, minutes = (int(part) for part in text.split(":"))
-        return time(hours, minutes)
-    except ValueError:
-        raise InvalidInput(
-            f"a time of day is written HH:MM, got {text!r}", "invalid_time"
-        ) from None
 
 
 def weekdays_text(days: Iterable[int] | None) -> str:
@@ -421,6 +412,7 @@ class Materialised:
     moved: list[int]  # broadcasts whose time or slot changed in packing
     overflow: int  # of the placements' broadcasts, how many sit outside their planned slot
     communes: set[int]
+    quiet: int = 0  # left out: in the quiet hours of their commune
 
 
 def materialise(
@@ -456,11 +448,20 @@ def materialise(
     first = now.astimezone(tz).date() - timedelta(days=1)
     occurrences = slot_occurrences(active_slots(session), first, until.astimezone(tz).date(), tz)
     by_id = {p.id: p for p in placements}
+    quiet_hours = quiet.windows(session)
     wanted = [
         w
         for p in placements
         for w in wanted_broadcasts(p, targets[p.id], occurrences, now, until, tz)
     ]
+    kept = [
+        w
+        for w in wanted
+        if not quiet.is_quiet(
+            quiet_hours, w.commune_id, w.planned_at, by_id[w.placement_id].priority, tz
+        )
+    ]
+    left_out, wanted = len(wanted) - len(kept), kept
     have = set(
         session.execute(
             select(Broadcast.placement_id, Broadcast.commune_id, Broadcast.planned_at).where(
@@ -470,7 +471,7 @@ def materialise(
     )
     new = [w for w in wanted if (w.placement_id, w.commune_id, w.planned_at) not in have]
     if not new:
-        return Materialised([], [], _overflow(session, by_id), set())
+        return Materialised([], [], _overflow(session, by_id), set(), left_out)
     # Lay the new rows out with the queues they join before inserting them: one insert
     # with their final times, not an insert then an update of every row.
     length = {p.id: p.bulletin.audio.duration_seconds for p in placements if p.bulletin.audio}
@@ -485,7 +486,7 @@ def materialise(
     placing = pack(session, touched, now, tz, until, [i for i in items if i.slot_id])
     moved = [item_id for item_id in placing if item_id > 0]
     created = _insert(session, new, by_id, [placing.get(i.id, {}) for i in items], now)
-    return Materialised(created, moved, _overflow(session, by_id), touched)
+    return Materialised(created, moved, _overflow(session, by_id), touched, left_out)
 
 
 def _overflow(session: Session, placements: Iterable[int]) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from audio.playout import PlayEvent
 from audio.render import ENGINE_CHAINS, Speech
-from scheduler import areas, bulletins, documents, health, lexicon, planning
+from scheduler import areas, bulletins, documents, health, lexicon, planning, quiet, resume
 from scheduler import broadcasts as bc
 from scheduler.auth import MANAGERS, Actor, new_token
 from scheduler.context import Loa
@@ -251,6 +251,7 @@ def schedule_bulletin(
     with loa.transaction() as session:
         bulletin = bulletins.get_bulletin(session, bulletin_id)
         communes = [areas.commune_by_code(session, code) for code in commune_codes]
+        quiet.refuse_quiet(session, communes, at or now, bulletin.priority, loa.settings.timezone)
         created = bc.schedule(session, actor, bulletin, communes, at or now, now)
         endpoints = {(d.endpoint_id, d.endpoint.kind) for b in created for d in b.deliveries}
         for b in created:  # load what callers render after the session closes
@@ -341,6 +342,7 @@ class Placed:
     # The last local day made now, when the rule goes on past the horizon: the scheduler
     # makes the following days as they come within it.
     planned_until: date | None = None
+    quiet: int = 0  # left out: in the quiet hours of their commune
 
 
 def place(
@@ -369,7 +371,50 @@ def place(
         last = until.astimezone(tz).date()
         later = placement.date_to is not None and placement.date_to > last
     changed(loa, made.created + made.moved, made.communes)
-    return Placed(placement.id, len(made.created), made.overflow, last if later else None)
+    return Placed(
+        placement.id, len(made.created), made.overflow, last if later else None, made.quiet
+    )
+
+
+def set_quiet_hours(
+    loa: Loa, actor: Actor, codes: Sequence[str] | None, start: str | None, end: str | None
+) -> tuple[int, int]:
+    """Quiet hours for these communes (None: all); (communes set, broadcasts cancelled)."""
+    now, tz = loa.now(), loa.settings.timezone
+    with loa.transaction() as session:
+        communes = (
+            areas.communes(session)
+            if codes is None
+            else [areas.commune_by_code(session, code) for code in codes]
+        )
+        cancelled = quiet.set_quiet_hours(session, actor, communes, start, end, now, tz)
+        until = now + timedelta(days=loa.settings.plan_days)
+        ids = {c.id for c in communes}
+        moved = planning.pack(session, ids, now, tz, until) if cancelled else []
+    changed(loa, [*cancelled, *moved])
+    return len(communes), len(cancelled)
+
+
+def resume_interrupted(loa: Loa) -> list[int]:
+    """With LOA_RESUME_INTERRUPTED on, the rest of each broadcast an emergency cut plays
+    as a new broadcast after the emergency (the scheduler, every few seconds)."""
+    if not loa.settings.resume_interrupted:
+        return []
+    now = loa.now()
+    with loa.transaction() as session:
+        rests = resume.to_resume(session, now)
+    made = []
+    for rest in rests:
+        try:
+            with loa.transaction() as session:
+                audio = resume.rest_audio(session, rest, loa.settings.audio_dir, now)
+                broadcast = resume.resume(session, rest, audio, now)
+                if broadcast is not None:
+                    made.append(broadcast.id)
+        except (OSError, ValueError) as exc:  # its audio is gone or cannot be cut
+            log.warning("cannot resume broadcast %s: %s", rest.broadcast_id, exc)
+    changed(loa, made)
+    return made
 
 
 def extend_plan(loa: Loa) -> planning.Materialised:

@@ -44,6 +44,8 @@ class Settings:
     # unconfirmed this long, it is escalated to the centre.
     confirm_after_minutes: int = 30
     escalate_after_minutes: int = 240
+    # After an emergency, the rest of what it interrupted plays as a new broadcast.
+    resume_interrupted: bool = False
 
     @property
     def audio_dir(self) -> Path:
@@ -65,6 +67,17 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
 
 
 def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -157,4 +170,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         endpoint_down_seconds=_int(env, "LOA_ENDPOINT_DOWN_SECONDS", 300, 20),
         confirm_after_minutes=_int(env, "LOA_CONFIRM_AFTER_MINUTES", 30, 1),
         escalate_after_minutes=_int(env, "LOA_ESCALATE_AFTER_MINUTES", 240, 1),
+        resume_interrupted=_bool(env, "LOA_RESUME_INTERRUPTED", False),
     )

@@ -20,9 +20,11 @@ class Op(NamedTuple):
 
 OPERATIONS = tuple(Op(*row) for row in (
     ("get", "/communes", "List communes with their official codes", None, 200,
-     "[{code, name, kind, district, province}]", ()),
-    ("post", "/bulletins", "Create a bulletin (draft)", "BulletinIn", 201,
-     "The bulletin {id, status, ...}", ()),
+     "[{code, name, kind, district, province, quiet_hours}]", ()),
+    ("post", "/bulletins", "Create a bulletin (draft): text to speak (BulletinIn), a relay "
+     "(RelayIn, kind relay: a stream URL played for duration_seconds), or a recording "
+     "(multipart: the MP3/WAV/OGG as 'file', with title, text, topic, priority)", "BulletinIn",
+     201, "The bulletin {id, kind, status, audio, ...}", ()),
     ("get", "/bulletins", "List bulletins, newest first", None, 200, "[bulletin]", ()),
     ("get", "/bulletins/{id}", "One bulletin", None, 200, "The bulletin", ()),
     ("patch", "/bulletins/{id}", "Correct a bulletin; a changed text returns it to draft",
@@ -31,7 +33,8 @@ OPERATIONS = tuple(Op(*row) for row in (
      "The bulletin with status approved", ()),
     ("post", "/bulletins/import", "A draft bulletin from a DOCX or TXT (multipart 'file')",
      None, 201, "The bulletin: the document's body, header and signature dropped", ()),
-    ("post", "/bulletins/{id}/audio", "Render the bulletin's speech (and keep its voice)",
+    ("post", "/bulletins/{id}/audio", "Render the bulletin's speech (and keep its voice); "
+     "for a recording, multipart 'file': its new file (back to draft)",
      "AudioIn", 200,
      "{sha256, duration_seconds, engine, voice, loudness_lufs, true_peak_dbtp, url, "
      "fallback_reason}", ()),
@@ -65,9 +68,12 @@ OPERATIONS = tuple(Op(*row) for row in (
     ("post", "/groups", "A named group of communes", "GroupIn", 201,
      "{id, name, communes}", ()),
     ("get", "/groups", "The groups of communes", None, 200, "[group]", ()),
+    ("put", "/quiet-hours", "Quiet hours (only emergencies air): local start and end, "
+     "null to clear; non-emergency broadcasts planned in them are cancelled", "QuietIn", 200,
+     "{communes, cancelled}", ()),
     ("post", "/placements", "Place a bulletin: once, into slots between two dates, or "
      "repeated; materialised at once", "PlacementIn", 201,
-     "{id, broadcasts, overflow}", ()),
+     "{id, broadcasts, overflow, quiet, planned_until}", ()),
     ("get", "/placements", "Placements, newest first", None, 200, "[placement]", ()),
     ("get", "/placements/{id}", "One placement", None, 200, "The placement", ()),
     ("delete", "/placements/{id}", "Stop a placement: its broadcasts not started are "

@@ -291,4 +291,4 @@ def audio(sha256: str) -> Response:
     return send_file(path, mimetype="audio/mpeg", conditional=True, max_age=86400)
 
 
-BODIES = (BulletinIn, BulletinEditIn, AudioIn, LexiconIn)
+BODIES = (BulletinIn, RelayIn, BulletinEditIn, AudioIn, LexiconIn)

@@ -74,7 +74,16 @@ class PlacementIn(Body):
         )
 
 
-BODIES = (SlotIn, GroupIn, PlacementIn)
+class QuietIn(Body):
+    """Quiet hours, local HH:MM to HH:MM (across midnight when the end is earlier);
+    null and null: none."""
+
+    start: str | None
+    end: str | None
+    communes: list[str] | Literal["all"] = "all"
+
+
+BODIES = (SlotIn, GroupIn, PlacementIn, QuietIn)
 
 
 @bp.get("/communes")
@@ -95,6 +104,9 @@ def list_communes() -> Response:
                     else None,
                     "province": {"code": province.code, "name": province.name}
                     if province
+                    else None,
+                    "quiet_hours": {"start": c.quiet_start, "end": c.quiet_end}
+                    if c.quiet_start
                     else None,
                 }
             )
@@ -158,6 +170,14 @@ def list_groups() -> Response:
         return jsonify([group_json(g) for g in session.query(Group).order_by(Group.name)])
 
 
+@bp.put("/quiet-hours")
+def put_quiet_hours() -> Response:
+    data = body(QuietIn)
+    codes = None if data.communes == "all" else data.communes
+    communes, cancelled = service.set_quiet_hours(loa(), actor(), codes, data.start, data.end)
+    return jsonify(communes=communes, cancelled=cancelled)
+
+
 @bp.post("/placements")
 def create_placement() -> tuple[Response, int]:
     data = body(PlacementIn)
@@ -170,6 +190,7 @@ def create_placement() -> tuple[Response, int]:
             "id": placed.placement_id,
             "broadcasts": placed.broadcasts,
             "overflow": placed.overflow,
+            "quiet": placed.quiet,
             "planned_until": until.isoformat() if until else None,
         }
     )
