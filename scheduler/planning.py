@@ -300,18 +300,79 @@ def create_placement(
         created_by=actor.name,
         created_at=now,
     )
-    _apply_targets(session, placement, targets)
-    _apply_rule(session, placement, rule, now)
-    if placement.rule == "slots":
-        length = bulletin.audio.duration_seconds
-        if all(slot.minutes * 60 < length for slot in placement.slots):
-            raise InvalidInput(
-                f"the bulletin lasts {length:.0f} s, longer than any of its slots",
-                "never_fits",
-            )
-    _refuse_duplicate(session, placement)
+    _apply(session, placement, targets, rule, now)
     session.add(placement)
     session.flush()
+    return placement
+
+
+def _apply(
+    session: Session, placement: Placement, targets: Targets, rule: Rule, now: datetime
+) -> None:
+    """Give a placement its targets and rule, checked."""
+    _apply_targets(session, placement, targets)
+    _apply_rule(session, placement, rule, now)
+    length = placement.bulletin.audio.duration_seconds if placement.bulletin.audio else 0
+    if placement.rule == "slots" and all(slot.minutes * 60 < length for slot in placement.slots):
+        raise InvalidInput(
+            f"the bulletin lasts {length:.0f} s, longer than any of its slots", "never_fits"
+        )
+    _refuse_duplicate(session, placement)
+
+
+def edit_placement(
+    session: Session,
+    actor: Actor,
+    placement_id: int,
+    targets: Targets,
+    rule: Rule,
+    priority: Priority | None,
+    now: datetime,
+    until: datetime,
+    tz: ZoneInfo,
+) -> tuple[list[int], set[int]]:
+    """Change a placement in place. Its broadcasts not started that the new rule and
+    targets no longer ask for are cancelled, the others take its priority; what already
+    played is never touched. Returns the ids cancelled and the communes whose queues
+    changed; the caller materialises what is new and re-packs."""
+    actor.require(*MANAGERS)
+    placement = get_placement(session, placement_id)
+    if placement.cancelled_at is not None:
+        raise Conflict(f"placement {placement_id} was stopped", "placement_cancelled")
+    with session.no_autoflush:
+        _apply(session, placement, targets, rule, now)
+    if priority is not None:
+        placement.priority = priority.value
+    wanted, _ = _wanted(session, [placement], now, until, tz)
+    keep = {(w.commune_id, w.planned_at) for w in wanted}
+    future = session.scalars(
+        select(Broadcast)
+        .where(
+            Broadcast.placement_id == placement_id,
+            Broadcast.status.in_(OPEN),
+            Broadcast.dispatched_at.is_(None),
+            Broadcast.scheduled_at > now + FREEZE,
+        )
+        .options(selectinload(Broadcast.deliveries))
+    ).all()
+    cancelled = []
+    for b in future:
+        if (b.commune_id, b.planned_at) in keep:
+            b.priority = placement.priority
+            continue
+        for d in b.deliveries:
+            move_delivery(session, d, Status.CANCELLED, now, actor.name, "placement changed")
+        if not b.deliveries:
+            move_broadcast(session, b, Status.CANCELLED, now, actor.name, "placement changed")
+        cancelled.append(b.id)
+    session.flush()
+    return cancelled, {b.commune_id for b in future}
+
+
+def get_placement(session: Session, placement_id: int) -> Placement:
+    placement = session.get(Placement, placement_id)
+    if placement is None:
+        raise NotFound(f"no placement has the id {placement_id}", "unknown_placement")
     return placement
 
 
@@ -323,6 +384,7 @@ def _refuse_duplicate(session: Session, new: Placement) -> None:
             Placement.bulletin_id == new.bulletin.id,
             Placement.cancelled_at.is_(None),
             Placement.rule == new.rule,
+            Placement.id != new.id,  # an edited placement does not repeat itself
         )
     ).all()
     if not others:
@@ -406,6 +468,28 @@ def wanted_broadcasts(
                 yield Wanted(placement.id, commune, occ.start, occ.slot_id)
 
 
+def _wanted(
+    session: Session, placements: Sequence[Placement], now: datetime, until: datetime, tz: ZoneInfo
+) -> tuple[list[Wanted], int]:
+    """The broadcasts these placements ask for from now to `until`, and how many more
+    they would ask for in the quiet hours of their communes (left out)."""
+    targets = target_communes(session, placements)
+    first = now.astimezone(tz).date() - timedelta(days=1)
+    occurrences = slot_occurrences(active_slots(session), first, until.astimezone(tz).date(), tz)
+    quiet_hours = quiet.windows(session)
+    every = [
+        (p.priority, w)
+        for p in placements
+        for w in wanted_broadcasts(p, targets[p.id], occurrences, now, until, tz)
+    ]
+    wanted = [
+        w
+        for priority, w in every
+        if not quiet.is_quiet(quiet_hours, w.commune_id, w.planned_at, priority, tz)
+    ]
+    return wanted, len(every) - len(wanted)
+
+
 @dataclass
 class Materialised:
     created: list[int]  # new broadcast ids
@@ -444,24 +528,8 @@ def materialise(
     ]
     if not placements:
         return Materialised([], [], 0, set())
-    targets = target_communes(session, placements)
-    first = now.astimezone(tz).date() - timedelta(days=1)
-    occurrences = slot_occurrences(active_slots(session), first, until.astimezone(tz).date(), tz)
     by_id = {p.id: p for p in placements}
-    quiet_hours = quiet.windows(session)
-    wanted = [
-        w
-        for p in placements
-        for w in wanted_broadcasts(p, targets[p.id], occurrences, now, until, tz)
-    ]
-    kept = [
-        w
-        for w in wanted
-        if not quiet.is_quiet(
-            quiet_hours, w.commune_id, w.planned_at, by_id[w.placement_id].priority, tz
-        )
-    ]
-    left_out, wanted = len(wanted) - len(kept), kept
+    wanted, left_out = _wanted(session, placements, now, until, tz)
     have = set(
         session.execute(
             select(Broadcast.placement_id, Broadcast.commune_id, Broadcast.planned_at).where(
@@ -744,9 +812,7 @@ def cancel_placement(session: Session, actor: Actor, placement_id: int, now: dat
     """Stop a placement: its future broadcasts are cancelled; the past stays as it was.
     Returns the ids cancelled."""
     actor.require(*MANAGERS)
-    placement = session.get(Placement, placement_id)
-    if placement is None:
-        raise NotFound(f"no placement has the id {placement_id}", "unknown_placement")
+    placement = get_placement(session, placement_id)
     if placement.cancelled_at is None:
         placement.cancelled_at, placement.cancelled_by = now, actor.name
     future = session.scalars(

@@ -417,6 +417,28 @@ def resume_interrupted(loa: Loa) -> list[int]:
     return made
 
 
+def edit_placement(
+    loa: Loa,
+    actor: Actor,
+    placement_id: int,
+    targets: planning.Targets,
+    rule: planning.Rule,
+    priority: Priority | None = None,
+) -> Placed:
+    """Change a placement's targets, rule or priority: its future broadcasts follow (those
+    no longer asked for are cancelled, new ones made, queues re-packed); history stays."""
+    now, tz = loa.now(), loa.settings.timezone
+    until = now + timedelta(days=loa.settings.plan_days)
+    with loa.transaction() as session:
+        cancelled, touched = planning.edit_placement(
+            session, actor, placement_id, targets, rule, priority, now, until, tz
+        )
+        made = planning.materialise(session, now, until, tz, [placement_id])
+        moved = planning.pack(session, touched - made.communes, now, tz, until)
+    changed(loa, [*cancelled, *made.created, *made.moved, *moved])
+    return Placed(placement_id, len(made.created), made.overflow, None, made.quiet)
+
+
 def extend_plan(loa: Loa) -> planning.Materialised:
     """Materialise every active placement up to the horizon (the scheduler, daily)."""
     now = loa.now()

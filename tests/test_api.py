@@ -279,7 +279,7 @@ def test_the_openapi_document_describes_every_api_route(app: Flask, client: Flas
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             path = re.sub(r"\{\w+_id\}", "{id}", path)
             routed |= {
-                (m, path) for m in rule.methods or () if m in ("GET", "POST", "PATCH", "DELETE")
+                (m, path) for m in rule.methods or () if m in ("GET", "POST", "PUT", "PATCH", "DELETE")
             }
     assert routed == documented
     assert "BroadcastIn" in doc["components"]["schemas"]

@@ -310,3 +310,49 @@ def test_a_mistaken_slot_is_retired_once_nothing_is_planned_in_it(api: Api) -> N
     assert api.call("DELETE", f"/slots/{wrong}").status_code == 200
     assert wrong not in slots(api).values()
     assert api.call("DELETE", f"/slots/{wrong}").status_code == 404
+
+
+def test_a_placement_changed_in_place_rewrites_only_its_future(api: Api, loa: Loa) -> None:
+    bulletin = api.approved_bulletin()
+    morning, evening = slots(api)["05:30"], slots(api)["17:00"]
+    rule = {"slots": [morning], "from": "2026-11-26", "to": "2026-11-28"}
+    answer = place(api, bulletin, rule, communes=[THO_SON, THO_BINH])
+    assert answer["broadcasts"] == 4  # Friday and Saturday mornings: Thursday's has passed
+    loa.clock.advance(86400)  # type: ignore[attr-defined]  # Friday 08:00: Friday's aired
+    (friday,) = plan(api, THO_SON, "2026-11-27")
+    assert api.post(f"/broadcasts/{friday['id']}/confirm", {"aired": True}).status_code == 200
+    # From now on: Thọ Sơn only, mornings and evenings until Sunday, as a priority item.
+    new_rule = {"slots": [morning, evening], "from": "2026-11-26", "to": "2026-11-29"}
+    r = api.call(
+        "PUT",
+        f"/placements/{answer['id']}",
+        {"rule": new_rule, "communes": [THO_SON], "priority": "priority"},
+    )
+    assert r.status_code == 200, r.json
+    assert r.json["broadcasts"] == 4  # Fri + Sat + Sun evenings, Sun morning
+    assert [row["status"] for row in plan(api, THO_SON, "2026-11-27")] == ["played", "scheduled"]
+    assert [row["status"] for row in plan(api, THO_BINH, "2026-11-28")] == ["cancelled"]
+    saturday = plan(api, THO_SON, "2026-11-28")
+    assert [(row["status"], row["priority"]) for row in saturday] == [
+        ("scheduled", "priority"),
+        ("scheduled", "priority"),
+    ]
+    assert api.get(f"/placements/{answer['id']}").json["rule"]["to"] == "2026-11-29"
+
+
+def test_a_bad_change_to_a_placement_is_refused_and_nothing_moves(api: Api) -> None:
+    bulletin = api.approved_bulletin()
+    rule = {"slots": [slots(api)["05:30"]], **WEEK}
+    answer = place(api, bulletin, rule, communes=[THO_SON])
+    before = plan(api, THO_SON, "2026-11-28")
+    bad = {"slots": [999_999], **WEEK}
+    r = api.call("PUT", f"/placements/{answer['id']}", {"rule": bad, "communes": [THO_SON]})
+    assert r.status_code == 404 and r.json["error"] == "unknown_slot"
+    assert plan(api, THO_SON, "2026-11-28") == before
+    other = api.approved_bulletin("Thông báo khác.")
+    r = api.call(
+        "PUT",
+        f"/placements/{answer['id']}",
+        {"bulletin_id": other, "rule": rule, "communes": [THO_SON]},
+    )
+    assert r.status_code == 422 and r.json["error"] == "bulletin_fixed"

@@ -76,6 +76,10 @@ OPERATIONS = tuple(Op(*row) for row in (
      "{id, broadcasts, overflow, quiet, planned_until}", ()),
     ("get", "/placements", "Placements, newest first", None, 200, "[placement]", ()),
     ("get", "/placements/{id}", "One placement", None, 200, "The placement", ()),
+    ("put", "/placements/{id}", "Change a placement's targets, rule or priority: its "
+     "broadcasts not started follow (no longer asked for: cancelled; new: made), history "
+     "stays", "PlacementEditIn", 200, "The placement with {broadcasts (made now), overflow, "
+     "quiet}", ()),
     ("delete", "/placements/{id}", "Stop a placement: its broadcasts not started are "
      "cancelled, history stays", None, 200, "{cancelled}", ()),
     ("get", "/plan", "Each commune's queue in play order, overflows marked", None, 200,

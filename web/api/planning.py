@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import AwareDatetime, Field
 
 from scheduler import areas, asrun, planning, service
-from scheduler.errors import InvalidInput, NotFound
+from scheduler.errors import InvalidInput
 from scheduler.models import Group, Placement, Priority, Role, Slot
 from web.api.common import Body, Id, actor, body, created, loa
 
@@ -48,8 +48,7 @@ class RepeatRule(Body):
     every_seconds: int = Field(ge=1, le=7 * 86400)
 
 
-class PlacementIn(Body):
-    bulletin_id: Id
+class PlacementRuleIn(Body):
     communes: list[str] | Literal["all"] | None = None
     group: str | None = Field(default=None, min_length=1)
     priority: Priority | None = None
@@ -83,7 +82,15 @@ class QuietIn(Body):
     communes: list[str] | Literal["all"] = "all"
 
 
-BODIES = (SlotIn, GroupIn, PlacementIn, QuietIn)
+class PlacementIn(PlacementRuleIn):
+    bulletin_id: Id
+
+
+class PlacementEditIn(PlacementRuleIn):
+    bulletin_id: Id | None = None  # a placement keeps its bulletin
+
+
+BODIES = (SlotIn, GroupIn, PlacementIn, PlacementEditIn, QuietIn)
 
 
 @bp.get("/communes")
@@ -240,10 +247,24 @@ def list_placements() -> Response:
 def get_placement(placement_id: int) -> Response:
     actor()
     with loa().transaction() as session:
-        p = session.get(Placement, placement_id)
-        if p is None:
-            raise NotFound(f"no placement has the id {placement_id}", "unknown_placement")
-        return jsonify(placement_json(p))
+        return jsonify(placement_json(planning.get_placement(session, placement_id)))
+
+
+@bp.put("/placements/<int:placement_id>")
+def edit_placement(placement_id: int) -> Response:
+    data = body(PlacementEditIn)
+    ctx = loa()
+    with ctx.transaction() as session:
+        bulletin_id = planning.get_placement(session, placement_id).bulletin_id
+    if data.bulletin_id not in (None, bulletin_id):
+        raise InvalidInput("a placement keeps its bulletin; place the other one", "bulletin_fixed")
+    placed = service.edit_placement(
+        ctx, actor(), placement_id, data.targets(), data.plan_rule(), data.priority
+    )
+    with ctx.transaction() as session:
+        answer = placement_json(planning.get_placement(session, placement_id))
+    answer.update(broadcasts=placed.broadcasts, overflow=placed.overflow, quiet=placed.quiet)
+    return jsonify(answer)
 
 
 @bp.delete("/placements/<int:placement_id>")
