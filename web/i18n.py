@@ -107,6 +107,30 @@ VI: dict[str, str] = {
     "Select all": "Chọn tất cả",
     "No bulletins yet.": "Chưa có bản tin.",
     "Approve it before scheduling.": "Cần duyệt trước khi lên lịch.",
+    # what a bulletin plays
+    "What it plays": "Loại bản tin",
+    "Text read by a voice": "Văn bản đọc bằng giọng nói",
+    "Recorded file": "Tệp ghi âm",
+    "Relay": "Tiếp sóng",
+    "kind:speech": "giọng đọc",
+    "kind:recording": "ghi âm",
+    "kind:relay": "tiếp sóng",
+    "MP3, WAV or OGG, at most 10 minutes and 100 MB. It is mastered like speech: trimmed, "
+    "band-limited for horns, brought to the speech loudness.": (
+        "MP3, WAV hoặc OGG, tối đa 10 phút, 100 MB. Tệp được xử lý như giọng đọc: "
+        "cắt khoảng lặng, lọc tần số cho loa nén, cân bằng âm lượng."
+    ),
+    "Stream URL": "Địa chỉ luồng phát",
+    "Duration (minutes)": "Thời lượng (phút)",
+    "Note (optional)": "Ghi chú (không bắt buộc)",
+    "Title and note": "Tiêu đề và ghi chú",
+    "Recording": "Tệp ghi âm",
+    "Upload a new file": "Tải lên tệp mới",
+    "An uploaded recording.": "Tệp ghi âm đã tải lên.",
+    "New recording uploaded.": "Đã tải lên tệp ghi âm mới.",
+    "Changing what is played returns the bulletin to draft.": (
+        "Thay nội dung phát sẽ đưa bản tin về trạng thái nháp, cần duyệt lại."
+    ),
     # endpoints
     "New agent endpoint": "Thêm thiết bị (agent)",
     "Endpoint created. Give this token to the agent; it is shown only once:": (
@@ -283,6 +307,33 @@ VI: dict[str, str] = {
     "Not placed yet.": "Chưa đặt lịch phát.",
     "Next broadcasts": "Các lượt phát sắp tới",
     "Nothing waiting to play.": "Không có lượt nào đang chờ phát.",
+    # slots (khung giờ) and quiet hours (giờ yên tĩnh)
+    "Slots and quiet hours": "Khung giờ và giờ yên tĩnh",
+    "Slots": "Khung giờ",
+    "Start": "Bắt đầu",
+    "End": "Kết thúc",
+    "Minutes": "Số phút",
+    "Days": "Các ngày",
+    "Every day": "Mọi ngày",
+    "New slot": "Thêm khung giờ",
+    "Add": "Thêm",
+    "No slots yet.": "Chưa có khung giờ nào.",
+    "Retire": "Bỏ khung giờ",
+    "Retire this slot? Its history stays.": "Bỏ khung giờ này? Lịch sử phát vẫn được giữ.",
+    "Slot {name} added.": "Đã thêm khung giờ {name}.",
+    "Slot {name} retired.": "Đã bỏ khung giờ {name}.",
+    "Quiet hours": "Giờ yên tĩnh",
+    "Only emergency bulletins air in a commune's quiet hours. Setting them cancels the other "
+    "broadcasts already planned in them. Leave both times empty to clear them.": (
+        "Trong giờ yên tĩnh của xã chỉ phát bản tin khẩn cấp. Khi đặt giờ yên tĩnh, các lượt "
+        "phát khác đã lên lịch trong giờ đó sẽ bị hủy. Để trống cả hai ô để bỏ giờ yên tĩnh."
+    ),
+    "Set quiet hours": "Đặt giờ yên tĩnh",
+    "Quiet hours set for {n} communes; {m} broadcasts in them were cancelled.": (
+        "Đã đặt giờ yên tĩnh cho {n} xã; {m} buổi phát trong giờ đó đã bị hủy."
+    ),
+    "Quiet hours cleared for {n} communes.": "Đã bỏ giờ yên tĩnh của {n} xã.",
+    "No commune has quiet hours.": "Chưa xã nào có giờ yên tĩnh.",
     # errors by code
     "error:not_approved": "Bản tin chưa được duyệt.",
     "error:no_audio": "Bản tin chưa có âm thanh.",
@@ -334,6 +385,23 @@ VI: dict[str, str] = {
     "error:not_cancellable": "Lượt phát đã bắt đầu hoặc đã xong, không thể hủy.",
     "error:unknown_broadcast": "Không có lượt phát này.",
     "error:invalid_priority": "Mức ưu tiên không hợp lệ.",
+    "error:invalid_audio": (
+        "Tệp không phải âm thanh MP3, WAV hoặc OGG hợp lệ, hoặc dài quá 10 phút, lớn quá 100 MB."
+    ),
+    "error:invalid_stream_url": (
+        "Địa chỉ luồng phát phải bắt đầu bằng http:// hoặc https:// và không chứa tên đăng nhập, "
+        "mật khẩu."
+    ),
+    "error:invalid_duration": "Thời lượng tiếp sóng từ 1 giây đến 4 giờ (240 phút).",
+    "error:not_speech": "Bản tin này không đọc bằng giọng nói.",
+    "error:not_recording": "Bản tin này không phải tệp ghi âm.",
+    "error:not_relay": "Bản tin này không phải tiếp sóng.",
+    "error:title_too_long": "Tiêu đề dài quá 300 ký tự.",
+    "error:quiet_hours": "Thời điểm này nằm trong giờ yên tĩnh của xã: chỉ phát bản tin khẩn cấp.",
+    "error:quiet_incomplete": (
+        "Hãy nhập cả giờ bắt đầu và giờ kết thúc, hoặc để trống cả hai để bỏ giờ yên tĩnh."
+    ),
+    "error:invalid_minutes": "Số phút của khung giờ phải là số nguyên, ít nhất 1.",
 }
 
 EN: dict[str, str] = {

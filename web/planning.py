@@ -1,4 +1,5 @@
-"""The district's week in the panel: the calendar, placing a bulletin, cancelling."""
+"""The district's week in the panel: the calendar, placing a bulletin, cancelling, the slots
+and quiet hours."""
 
 from __future__ import annotations
 
@@ -402,3 +403,134 @@ def cancel_placement(placement_id: int) -> Response:
     target = request.form.get("next", "")
     local_path = target.startswith("/") and not target.startswith("//")
     return redirect(target if local_path else url_for("plan.placements"))
+
+
+# --- slots (khung giờ) and quiet hours (giờ yên tĩnh) --------------------------------------
+
+
+def days_words(weekdays: str) -> str:
+    if weekdays == planning.ALL_DAYS:
+        return translate("Every day")
+    return ", ".join(translate(DAY_SHORT[int(d) - 1]) for d in weekdays)
+
+
+def chosen_communes(form: MultiDict[str, str]) -> list[str] | None:
+    """The communes a form's target asks for: None for all of them."""
+    if form.get("target", "all") == "all":
+        return None
+    codes = form.getlist("communes")
+    if not codes:
+        raise InvalidInput("tick at least one commune", "no_communes")
+    return codes
+
+
+def slots_page(
+    slot_form: MultiDict[str, str] | None = None,
+    quiet_form: MultiDict[str, str] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    """The slots and quiet hours, with their forms (filled as typed when one failed)."""
+    with loa().transaction() as session:
+        found = calendar.slots(session)
+        communes = areas.communes(session)
+        names = {c.id: c.name for c in communes}
+        choices = [{"code": c.code, "name": c.name} for c in communes]
+        quiet = [
+            {"name": c.name, "start": c.quiet_start, "end": c.quiet_end}
+            for c in communes
+            if c.quiet_start
+        ]
+    rows = []
+    for s in found:
+        served = None if s.communes is None else sorted(names[i] for i in s.communes)
+        rows.append(
+            {
+                "id": s.id,
+                "name": s.name,
+                "start": s.start,
+                "end": hhmm(s.finish),
+                "minutes": s.minutes,
+                "days": days_words(s.weekdays),
+                "communes": translate("All communes") if served is None else ", ".join(served),
+            }
+        )
+    slot_defaults = {"target": "all", "minutes": "30", "weekdays": list(planning.ALL_DAYS)}
+    page = render_template(
+        "slots.html",
+        rows=rows,
+        quiet=quiet,
+        communes=choices,
+        weekdays=list(enumerate(DAY_SHORT, start=1)),
+        s=slot_form or MultiDict(slot_defaults),
+        q=quiet_form or MultiDict({"target": "all"}),
+        manage=may_manage(current_actor()),
+    )
+    return page, status
+
+
+@bp.get("/slots")
+@login_required
+def slots() -> tuple[str, int]:
+    return slots_page()
+
+
+@bp.post("/slots")
+@login_required
+def add_slot() -> Response | tuple[str, int]:
+    ctx = loa()
+    form = request.form
+    try:
+        days = tuple(_int(d, "invalid_days") for d in form.getlist("weekdays")) or None
+        with ctx.transaction() as session:
+            slot = planning.create_slot(
+                session,
+                current_actor(),
+                name=form.get("name", ""),
+                start=form.get("start", ""),
+                minutes=_int(form.get("minutes"), "invalid_minutes"),
+                weekdays=days,
+                communes=chosen_communes(form),
+                now=ctx.now(),
+            )
+            name = slot.name
+    except LoaError as exc:
+        flash_error(exc)
+        return slots_page(slot_form=form, status=422)
+    flash(translate("Slot {name} added.").format(name=name), "ok")
+    return redirect(url_for("plan.slots"))
+
+
+@bp.post("/slots/<int:slot_id>/remove")
+@login_required
+def remove_slot(slot_id: int) -> Response:
+    ctx = loa()
+    try:
+        with ctx.transaction() as session:
+            name = planning.remove_slot(session, current_actor(), slot_id, ctx.now()).name
+        flash(translate("Slot {name} retired.").format(name=name), "ok")
+    except LoaError as exc:
+        flash_error(exc)
+    return redirect(url_for("plan.slots"))
+
+
+@bp.post("/quiet-hours")
+@login_required
+def quiet_hours() -> Response | tuple[str, int]:
+    form = request.form
+    start = form.get("start", "").strip() or None
+    end = form.get("end", "").strip() or None
+    try:
+        if (start is None) != (end is None):
+            raise InvalidInput("give a start and an end, or neither", "quiet_incomplete")
+        n, cancelled = service.set_quiet_hours(
+            loa(), current_actor(), chosen_communes(form), start, end
+        )
+    except LoaError as exc:
+        flash_error(exc)
+        return slots_page(quiet_form=form, status=422)
+    if start:
+        message = "Quiet hours set for {n} communes; {m} broadcasts in them were cancelled."
+        flash(translate(message).format(n=n, m=cancelled), "ok")
+    else:
+        flash(translate("Quiet hours cleared for {n} communes.").format(n=n), "ok")
+    return redirect(url_for("plan.slots"))
