@@ -42,7 +42,7 @@ from scheduler.models import (
     Status,
     UTCDateTime,
 )
-from scheduler.status import move_broadcast, move_delivery
+from scheduler.status import cancel_moves
 
 log = logging.getLogger(__name__)
 
@@ -345,25 +345,13 @@ def edit_placement(
         placement.priority = priority.value
     wanted, _ = _wanted(session, [placement], now, until, tz)
     keep = {(w.commune_id, w.planned_at) for w in wanted}
-    future = session.scalars(
-        select(Broadcast)
-        .where(
-            Broadcast.placement_id == placement_id,
-            Broadcast.status.in_(OPEN),
-            Broadcast.dispatched_at.is_(None),
-            Broadcast.scheduled_at > now + FREEZE,
-        )
-        .options(selectinload(Broadcast.deliveries))
-    ).all()
+    future = _not_started(session, placement_id, now + FREEZE)
     cancelled = []
     for b in future:
         if (b.commune_id, b.planned_at) in keep:
             b.priority = placement.priority
             continue
-        for d in b.deliveries:
-            move_delivery(session, d, Status.CANCELLED, now, actor.name, "placement changed")
-        if not b.deliveries:
-            move_broadcast(session, b, Status.CANCELLED, now, actor.name, "placement changed")
+        cancel_moves(session, b, now, actor.name, "placement changed")
         cancelled.append(b.id)
     session.flush()
     return cancelled, {b.commune_id for b in future}
@@ -802,10 +790,7 @@ def cancel_broadcast(session: Session, actor: Actor, broadcast: Broadcast, now: 
             "can be cancelled",
             "not_cancellable",
         )
-    for d in broadcast.deliveries:
-        move_delivery(session, d, Status.CANCELLED, now, actor.name, "cancelled")
-    if not broadcast.deliveries:
-        move_broadcast(session, broadcast, Status.CANCELLED, now, actor.name, "cancelled")
+    cancel_moves(session, broadcast, now, actor.name, "cancelled")
 
 
 def cancel_placement(session: Session, actor: Actor, placement_id: int, now: datetime) -> list[int]:
@@ -815,19 +800,24 @@ def cancel_placement(session: Session, actor: Actor, placement_id: int, now: dat
     placement = get_placement(session, placement_id)
     if placement.cancelled_at is None:
         placement.cancelled_at, placement.cancelled_by = now, actor.name
-    future = session.scalars(
+    future = _not_started(session, placement_id, now)
+    for b in future:
+        cancel_broadcast(session, actor, b, now)
+    return [b.id for b in future]
+
+
+def _not_started(session: Session, placement_id: int, after: datetime) -> Sequence[Broadcast]:
+    """A placement's broadcasts not dispatched yet, due after `after`."""
+    return session.scalars(
         select(Broadcast)
         .where(
             Broadcast.placement_id == placement_id,
             Broadcast.status.in_(OPEN),
             Broadcast.dispatched_at.is_(None),
-            Broadcast.scheduled_at > now,
+            Broadcast.scheduled_at > after,
         )
         .options(selectinload(Broadcast.deliveries))
     ).all()
-    for b in future:
-        cancel_broadcast(session, actor, b, now)
-    return [b.id for b in future]
 
 
 PLAN_COLUMNS = (

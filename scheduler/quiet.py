@@ -19,7 +19,7 @@ from scheduler.auth import MANAGERS, Actor
 from scheduler.clock import parse_hhmm
 from scheduler.errors import Conflict, InvalidInput
 from scheduler.models import Area, Broadcast, Priority, Status
-from scheduler.status import move_broadcast, move_delivery
+from scheduler.status import cancel_moves
 
 Window = tuple[time, time]
 OPEN = (Status.SCHEDULED.value, Status.DELIVERED.value)
@@ -103,9 +103,6 @@ def set_quiet_hours(
     for b in future:
         if not contains(window, b.scheduled_at.astimezone(tz).time()):
             continue
-        for d in b.deliveries:
-            move_delivery(session, d, Status.CANCELLED, now, actor.name, reason)
-        if not b.deliveries:
-            move_broadcast(session, b, Status.CANCELLED, now, actor.name, reason)
+        cancel_moves(session, b, now, actor.name, reason)
         cancelled.append(b.id)
     return cancelled

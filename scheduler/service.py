@@ -59,19 +59,33 @@ def create_bulletin(
 ) -> Bulletin:
     """A draft bulletin, spoken as `voice` says (default: this server's engine)."""
     with loa.transaction() as session:
-        bulletin = bulletins.create_bulletin(
-            session,
-            actor,
-            title=title,
-            text=text,
-            topic=topic,
-            priority=priority,
-            now=loa.now(),
-            max_chars=loa.renderer.max_chars,
-        )
+        bulletin = _new(loa, session, actor, BulletinKind.SPEECH, title, text, topic, priority)
         set_voice(loa, session, bulletin, voice or bulletins.Voice(engine=loa.settings.tts_engine))
         _ = bulletin.audio
         return bulletin
+
+
+def _new(
+    loa: Loa,
+    session: Session,
+    actor: Actor,
+    kind: BulletinKind,
+    title: str,
+    text: str,
+    topic: str,
+    priority: Priority,
+) -> Bulletin:
+    return bulletins.create_bulletin(
+        session,
+        actor,
+        title=title,
+        text=text,
+        topic=topic,
+        priority=priority,
+        now=loa.now(),
+        max_chars=loa.renderer.max_chars,
+        kind=kind,
+    )
 
 
 def import_bulletin(
@@ -105,17 +119,7 @@ def create_recording(
     actor.require(*MANAGERS)
     speech = _save_recording(loa, data, title)
     with loa.transaction() as session:
-        bulletin = bulletins.create_bulletin(
-            session,
-            actor,
-            title=title,
-            text=text,
-            topic=topic,
-            priority=priority,
-            now=loa.now(),
-            max_chars=loa.renderer.max_chars,
-            kind=BulletinKind.RECORDING,
-        )
+        bulletin = _new(loa, session, actor, BulletinKind.RECORDING, title, text, topic, priority)
         _attach(loa, session, bulletin, speech)
         return bulletin
 
@@ -175,17 +179,7 @@ def create_relay(
 ) -> Bulletin:
     """A draft bulletin that relays a live stream (tiếp sóng) for `seconds`."""
     with loa.transaction() as session:
-        bulletin = bulletins.create_bulletin(
-            session,
-            actor,
-            title=title,
-            text=text,
-            topic=topic,
-            priority=priority,
-            now=loa.now(),
-            max_chars=loa.renderer.max_chars,
-            kind=BulletinKind.RELAY,
-        )
+        bulletin = _new(loa, session, actor, BulletinKind.RELAY, title, text, topic, priority)
         bulletins.set_relay(session, actor, bulletin, stream_url, seconds, loa.now())
         return bulletin
 

@@ -129,6 +129,17 @@ def move_broadcast(
         _history(session, broadcast, new, at, actor, reason)
 
 
+def cancel_moves(
+    session: Session, broadcast: Broadcast, at: datetime, actor: str, reason: str
+) -> None:
+    """Cancel a broadcast not started: each delivery (the broadcast follows them), or the
+    broadcast itself when it has none."""
+    for d in broadcast.deliveries:
+        move_delivery(session, d, S.CANCELLED, at, actor, reason)
+    if not broadcast.deliveries:
+        move_broadcast(session, broadcast, S.CANCELLED, at, actor, reason)
+
+
 def refresh_broadcast(session: Session, broadcast: Broadcast, at: datetime, actor: str) -> None:
     """Recompute a broadcast's status and play times from its deliveries."""
     deliveries = broadcast.deliveries
