@@ -27,6 +27,7 @@ from scheduler.models import (
 from scheduler.status import move_broadcast, move_delivery
 
 PAST_TOLERANCE = timedelta(seconds=5)  # a request's own latency is not "in the past"
+CLOCK_TOLERANCE = timedelta(minutes=5)  # how far off a device's clock may be in a report
 CONFIRMERS = (Role.ADMIN, Role.CENTRE, Role.OPERATOR)
 
 
@@ -238,8 +239,13 @@ def load_deliveries(session: Session, delivery_ids: Sequence[int]) -> Sequence[D
     ).all()
 
 
-def check_report(session: Session, endpoint: Endpoint, report: PlayReport) -> Delivery:
-    """The delivery a report is about, if the endpoint may report on it; changes nothing."""
+def check_report(
+    session: Session, endpoint: Endpoint, report: PlayReport, now: datetime
+) -> Delivery:
+    """The delivery a report is about, if the endpoint may report on it and its time can
+    be true; changes nothing. A device whose clock is hours off would otherwise write
+    impossible times into the as-run log: a time ahead of the server's clock, or before
+    the broadcast was made, is refused with the reason (the device keeps the report)."""
     delivery = session.get(Delivery, report.delivery_id)
     if delivery is None:
         raise NotFound(f"no delivery has the id {report.delivery_id}", "unknown_delivery")
@@ -247,13 +253,27 @@ def check_report(session: Session, endpoint: Endpoint, report: PlayReport) -> De
         raise Forbidden(f"delivery {delivery.id} is not for this endpoint", "wrong_endpoint")
     if report.kind not in _REPORT_STATUS:
         raise InvalidInput(f"unknown report kind {report.kind!r}", "invalid_report")
+    if report.at > now + CLOCK_TOLERANCE:
+        ahead = (report.at - now).total_seconds() / 60
+        raise InvalidInput(
+            f"the report's time {report.at.isoformat()} is {ahead:.0f} minutes ahead of the "
+            "server's clock; set the device's clock",
+            "clock_ahead",
+        )
+    made = delivery.broadcast.created_at
+    if report.at < made - CLOCK_TOLERANCE:
+        raise InvalidInput(
+            f"the report's time {report.at.isoformat()} is before broadcast "
+            f"{delivery.broadcast_id} was made ({made.isoformat()}); set the device's clock",
+            "clock_behind",
+        )
     return delivery
 
 
 def record_report(session: Session, endpoint: Endpoint, report: PlayReport, now: datetime) -> bool:
     """Apply one endpoint report; returns False when it changes nothing (a repeat).
     Raises (changing nothing) when check_report refuses it."""
-    delivery = check_report(session, endpoint, report)
+    delivery = check_report(session, endpoint, report, now)
     new = _REPORT_STATUS[report.kind]
     detail = report.detail
     broadcast = delivery.broadcast

@@ -124,7 +124,7 @@ def apply_batches(
             if not endpoint.active:  # switched off since its token was checked
                 raise Unauthorized("the token is unknown or revoked", "invalid_token")
             for report in batch.reports:
-                bc.check_report(session, endpoint, report)
+                bc.check_report(session, endpoint, report, now)
         except LoaError as exc:
             outcomes.append((batch, exc))
             continue
