@@ -46,6 +46,9 @@ class Settings:
     escalate_after_minutes: int = 240
     # After an emergency, the rest of what it interrupted plays as a new broadcast.
     resume_interrupted: bool = False
+    # How devices and listeners reach this server (e.g. http://loa.trieuson.vn:8080):
+    # the audio URLs in MQTT `play` commands are absolute with it. None: paths only.
+    public_url: str | None = None
 
     @property
     def audio_dir(self) -> Path:
@@ -116,6 +119,16 @@ def _mqtt_url(env: dict[str, str], name: str = "LOA_MQTT_URL") -> str | None:
     return raw
 
 
+def _public_url(env: dict[str, str]) -> str | None:
+    raw = (env.get("LOA_PUBLIC_URL") or "").strip().rstrip("/")
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise SettingsError(f"LOA_PUBLIC_URL must look like http://host:8080, got {raw!r}")
+    return raw
+
+
 def _secret(env: dict[str, str], data_dir: Path) -> str:
     """LOA_SECRET_KEY, or a random key kept in the data directory (created once)."""
     key = env.get("LOA_SECRET_KEY", "")
@@ -171,4 +184,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         confirm_after_minutes=_int(env, "LOA_CONFIRM_AFTER_MINUTES", 30, 1),
         escalate_after_minutes=_int(env, "LOA_ESCALATE_AFTER_MINUTES", 240, 1),
         resume_interrupted=_bool(env, "LOA_RESUME_INTERRUPTED", False),
+        public_url=_public_url(env),
     )

@@ -30,6 +30,8 @@ def test_a_secret_key_is_created_once_and_kept(tmp_path: Path) -> None:
         ("LOA_MQTT_URL", "http://broker", "mqtt://host:1883"),
         ("LOA_MQTT_DEVICE_URL", "broker:1883", "mqtt://host:1883"),
         ("LOA_ENDPOINT_LATE_SECONDS", "2", "at least 10"),
+        ("LOA_RESUME_INTERRUPTED", "maybe", "on or off"),
+        ("LOA_PUBLIC_URL", "loa.trieuson.vn", "http://host:8080"),
     ],
 )
 def test_bad_settings_are_refused_with_the_variable_named(
@@ -45,3 +47,11 @@ def test_devices_are_told_the_broker_without_the_servers_credentials(tmp_path: P
     assert load_settings(env).mqtt_device_url == "mqtt://broker.lan:1883"
     env["LOA_MQTT_DEVICE_URL"] = "mqtts://loa.example.vn:8883"
     assert load_settings(env).mqtt_device_url == "mqtts://loa.example.vn:8883"
+
+
+def test_switches_and_the_public_address_are_read_plainly(tmp_path: Path) -> None:
+    env = {"LOA_DATA": str(tmp_path), "LOA_RESUME_INTERRUPTED": "on",
+           "LOA_PUBLIC_URL": "https://loa.trieuson.vn/"}  # fmt: skip
+    settings = load_settings(env)
+    assert settings.resume_interrupted is True
+    assert settings.public_url == "https://loa.trieuson.vn"

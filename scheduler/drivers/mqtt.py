@@ -146,7 +146,7 @@ def install_mqtt(loa: Loa, client_id: str | None = None) -> MqttBridge | None:
         client_id or default_client_id("scheduler"),
         loa,
     )
-    loa.drivers["mqtt"] = MqttDriver(bridge, loa.now)
+    loa.drivers["mqtt"] = MqttDriver(bridge, loa.now, loa.settings.public_url or "")
     agent = loa.drivers.get("agent")
     if isinstance(agent, AgentDriver):
         agent.push = bridge.wake
