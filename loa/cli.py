@@ -211,6 +211,26 @@ def say(engine: str | None, voice: str, speed: float, out: Path, title: str, tex
     )
 
 
+@main.command("verify")
+@click.option("--expect", default=None, help="A head printed earlier (in a report).")
+def verify(expect: str | None) -> None:
+    """Check the as-run log's hash chain: exit 0 when intact, 1 naming the first broken
+    record. Rows written since the scheduler last sealed are sealed first."""
+    from scheduler import chain
+
+    loa = _open()
+    try:
+        chain.seal_all(loa.transaction)
+        with loa.transaction() as session:
+            verdict = chain.verify(session, expect)
+    finally:
+        loa.close()
+    if not verdict.ok:
+        click.echo(f"BROKEN: {verdict.problem}", err=True)
+        sys.exit(1)
+    click.echo(f"intact: {verdict.sealed} records, head {verdict.head}")
+
+
 @main.group()
 def token() -> None:
     """API tokens."""

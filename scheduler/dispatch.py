@@ -17,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import ColumnElement, Select, and_, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from scheduler import chain
 from scheduler.context import Loa
 from scheduler.db import bulk_insert
 from scheduler.drivers.base import DriverError, PlayItem
@@ -318,6 +319,10 @@ class Dispatcher:
         self.scheduler.add_job(
             sweep_health, "interval", seconds=HEALTH_SECONDS, args=[self.loa], id="health",
             replace_existing=True,
+        )  # fmt: skip
+        self.scheduler.add_job(
+            chain.seal_all, "interval", seconds=RETRY_SECONDS, args=[self.loa.transaction],
+            id="chain", replace_existing=True,
         )  # fmt: skip
         if self.loa.settings.resume_interrupted:
             self.scheduler.add_job(

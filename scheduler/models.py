@@ -428,6 +428,11 @@ class BroadcastEvent(Base):
     to_status: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(120))
     reason: Mapped[str | None] = mapped_column(Text)
+    # Sealed into the tamper-evident chain (scheduler.chain): its place, its digest, and
+    # its broadcast's facts when it was sealed. None until the sealer takes it.
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    digest: Mapped[str | None] = mapped_column(String(64))
+    facts: Mapped[str | None] = mapped_column(Text)
 
 
 class DeliveryAttempt(Base):
