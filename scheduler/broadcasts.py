@@ -128,7 +128,9 @@ def confirm(
     at: datetime | None,
     now: datetime,
 ) -> None:
-    """A commune operator's word that a broadcast aired ("đã phát") or did not ("không phát")."""
+    """A commune operator's word that a broadcast aired ("đã phát", at the time they give:
+    default now) or did not ("không phát", with the reason). Said again differently, it is
+    a new history row with the reason, never an overwrite."""
     actor.require(*CONFIRMERS)
     actor.require_commune(broadcast.commune_id)
     if broadcast.confirmation == "device" and broadcast.status == Status.PLAYED:
@@ -136,7 +138,7 @@ def confirm(
     reason = (reason or "").strip() or None
     if not aired and reason is None:
         raise InvalidInput("say why it was not aired", "reason_required")
-    when = at or min(broadcast.scheduled_at, now)
+    when = at or now
     if aired and (when > now or broadcast.scheduled_at > now + PAST_TOLERANCE):
         raise InvalidInput("a broadcast cannot be confirmed before it airs", "not_yet_aired")
     if aired:
@@ -147,12 +149,25 @@ def confirm(
     broadcast.confirmed_at = now
     broadcast.reason = reason
     new = Status.PLAYED if aired else Status.MISSED
+    before = broadcast.status
     for d in broadcast.deliveries:
         if d.endpoint.kind == "manual":  # the operator's word is that endpoint's proof
             if aired:
                 d.started_at, d.finished_at = broadcast.started_at, broadcast.finished_at
             move_delivery(session, d, new.value, now, actor.name, reason)
     move_broadcast(session, broadcast, new.value, now, actor.name, reason)
+    if before == new:  # the same status said again (another time, another reason)
+        said = (
+            reason
+            if not aired
+            else f"aired at {when.isoformat()}" + (f"; {reason}" if reason else "")
+        )
+        session.add(
+            BroadcastEvent(
+                broadcast_id=broadcast.id, at=now, from_status=before, to_status=new.value,
+                actor=actor.name, reason=f"confirmed again: {said}",
+            )
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,31 @@ def test_an_operator_confirms_a_broadcast_of_their_commune(loa: Loa) -> None:
     assert b.started_at is not None and b.finished_at is not None
 
 
+def test_an_operators_word_keeps_the_time_they_give_and_a_change_is_a_new_row(
+    loa: Loa,
+) -> None:
+    broadcast_id = scheduled_broadcast(loa)
+    op = Actor("user:thoson", Role.OPERATOR, commune_id(loa, THO_SON))
+    b = service.confirm_broadcast(loa, op, broadcast_id, aired=True, reason=None, at=None)
+    assert b.started_at == loa.now()  # when they said it aired, not the scheduled time
+    said = loa.now() - timedelta(minutes=2)
+    b = service.confirm_broadcast(loa, op, broadcast_id, aired=True, reason="loa 2", at=said)
+    assert b.started_at == said
+    b = service.confirm_broadcast(loa, op, broadcast_id, aired=False, reason="mất điện", at=None)
+    assert (b.status, b.reason) == (Status.MISSED, "mất điện")
+    with loa.transaction() as s:
+        rows = s.execute(
+            select(BroadcastEvent.from_status, BroadcastEvent.to_status, BroadcastEvent.reason)
+            .where(BroadcastEvent.broadcast_id == broadcast_id)
+            .order_by(BroadcastEvent.id)
+        ).all()
+    assert [tuple(r) for r in rows[-3:]] == [
+        ("scheduled", "played", None),
+        ("played", "played", f"confirmed again: aired at {said.isoformat()}; loa 2"),
+        ("played", "missed", "mất điện"),
+    ]
+
+
 def test_not_aired_needs_a_reason(loa: Loa) -> None:
     broadcast_id = scheduled_broadcast(loa)
     op = Actor("user:thoson", Role.OPERATOR, commune_id(loa, THO_SON))
