@@ -10,7 +10,19 @@ from werkzeug.routing import IntegerConverter
 
 from scheduler.context import Loa
 from scheduler.models import MAX_ID
-from web import api, auth, bulletins, endpoints, i18n, jingles, lexicon, log, planning, today
+from web import (
+    api,
+    auth,
+    bulletins,
+    endpoints,
+    i18n,
+    jingles,
+    lexicon,
+    log,
+    planning,
+    public,
+    today,
+)
 
 
 class IdConverter(IntegerConverter):
@@ -45,6 +57,7 @@ def create_app(loa: Loa) -> Flask:
         endpoints.bp,
         lexicon.bp,
         jingles.bp,
+        public.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

@@ -168,6 +168,13 @@ VI: dict[str, str] = {
     "No words yet: the built-in abbreviations apply.": "Chưa có từ nào: dùng từ điển có sẵn.",
     "Saved. New renders read it this way.": "Đã lưu. Các lần tạo âm thanh sau sẽ đọc như vậy.",
     "Jingles": "Nhạc hiệu",
+    # public pages for citizens
+    "Loudspeaker bulletins of": "Bản tin loa truyền thanh",
+    "What the commune's loudspeakers aired in the last four weeks, for those who missed it.": (
+        "Những bản tin loa truyền thanh của xã đã phát trong bốn tuần qua, cho ai chưa kịp nghe."
+    ),
+    "Podcast feed (RSS)": "Nghe qua podcast (RSS)",
+    "Nothing aired in these weeks.": "Bốn tuần qua chưa có bản tin nào được phát.",
     "Audio file": "Tệp âm thanh",
     "Upload": "Tải lên",
     "No jingles yet.": "Chưa có nhạc hiệu.",
