@@ -72,3 +72,12 @@ def test_what_was_not_aired_there_is_not_served(api: Api, client: FlaskClient, l
     assert client.get(f"/c/{THO_SON}/audio/{ids['other']}.mp3").status_code == 404
     assert client.get("/c/99999").status_code == 404
     assert client.get("/c/99999/podcast.xml").status_code == 404
+
+
+def test_a_missing_page_is_explained_in_vietnamese_and_the_api_still_answers_json(
+    client: FlaskClient,
+) -> None:
+    page = client.get("/c/99999")
+    assert page.status_code == 404 and "Không tìm thấy trang" in page.get_data(as_text=True)
+    api = client.get("/api/v1/nothing-here")
+    assert api.status_code == 404 and api.json is not None and api.json["error"] == "not_found"

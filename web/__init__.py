@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -61,5 +61,16 @@ def create_app(loa: Loa) -> Flask:
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
-    app.register_error_handler(HTTPException, api.http_error)
+    app.register_error_handler(HTTPException, http_error)
     return app
+
+
+def http_error(exc: HTTPException) -> Any:
+    """JSON under /api/; elsewhere a page in the user's language (never Flask's English)."""
+    if request.path.startswith("/api/"):
+        return api.http_error(exc)
+    code = exc.code or 500
+    known = code in (400, 403, 404, 405, 413, 500)
+    title = f"http-title:{code}" if known else f"{code} {exc.name}"
+    text = f"http-text:{code}" if known else None
+    return render_template("error.html", title=title, text=text), code

@@ -168,6 +168,20 @@ VI: dict[str, str] = {
     "No words yet: the built-in abbreviations apply.": "Chưa có từ nào: dùng từ điển có sẵn.",
     "Saved. New renders read it this way.": "Đã lưu. Các lần tạo âm thanh sau sẽ đọc như vậy.",
     "Jingles": "Nhạc hiệu",
+    # error pages
+    "http-title:400": "Yêu cầu không hợp lệ",
+    "http-text:400": "Biểu mẫu đã hết hạn hoặc thiếu thông tin. Hãy tải lại trang rồi thử lại.",
+    "http-title:403": "Không có quyền",
+    "http-text:403": "Tài khoản của bạn không được làm việc này.",
+    "http-title:404": "Không tìm thấy trang",
+    "http-text:404": "Trang này không có hoặc đã bị xóa. Hãy kiểm tra lại địa chỉ.",
+    "http-title:405": "Không làm được theo cách này",
+    "http-text:405": "Trang này không nhận yêu cầu kiểu đó.",
+    "http-title:413": "Tệp quá lớn",
+    "http-text:413": "Tệp gửi lên vượt quá giới hạn cho phép.",
+    "http-title:500": "Lỗi máy chủ",
+    "http-text:500": "Đã có lỗi xảy ra. Hãy thử lại sau ít phút.",
+    "Back to the start page": "Về trang đầu",
     # public pages for citizens
     "Loudspeaker bulletins of": "Bản tin loa truyền thanh",
     "What the commune's loudspeakers aired in the last four weeks, for those who missed it.": (
@@ -412,6 +426,18 @@ VI: dict[str, str] = {
 }
 
 EN: dict[str, str] = {
+    "http-title:400": "Bad request",
+    "http-text:400": "The form expired or lacks something. Reload the page and try again.",
+    "http-title:403": "Not allowed",
+    "http-text:403": "Your account may not do this.",
+    "http-title:404": "Page not found",
+    "http-text:404": "There is no such page, or it was removed. Check the address.",
+    "http-title:405": "Not this way",
+    "http-text:405": "This page does not take that kind of request.",
+    "http-title:413": "File too large",
+    "http-text:413": "The file sent is larger than allowed.",
+    "http-title:500": "Server error",
+    "http-text:500": "Something went wrong. Try again in a few minutes.",
     "state-up": "up",
     "state-late": "late",
     "state-down": "down",
