@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from scheduler import audit
 from scheduler.auth import MANAGERS, Actor
 from scheduler.bulletins import require_approved
 from scheduler.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -59,7 +60,10 @@ def schedule(
     ).all()
     if taken:
         raise Conflict("this bulletin is already scheduled at that time there", "duplicate")
-    return [add_broadcast(session, bulletin, commune, at, actor.name, now) for commune in communes]
+    made = [add_broadcast(session, bulletin, commune, at, actor.name, now) for commune in communes]
+    codes = ", ".join(c.code for c in communes)
+    audit.record(session, actor, "schedule", bulletin, now, f"at {at.isoformat()} in {codes}")
+    return made
 
 
 def add_broadcast(
@@ -156,12 +160,10 @@ def confirm(
                 d.started_at, d.finished_at = broadcast.started_at, broadcast.finished_at
             move_delivery(session, d, new.value, now, actor.name, reason)
     move_broadcast(session, broadcast, new.value, now, actor.name, reason)
+    said = f"aired at {when.isoformat()}" if aired else "not aired"
+    said += f"; {reason}" if reason else ""
+    audit.record(session, actor, "confirm", broadcast, now, said)
     if before == new:  # the same status said again (another time, another reason)
-        said = (
-            reason
-            if not aired
-            else f"aired at {when.isoformat()}" + (f"; {reason}" if reason else "")
-        )
         session.add(
             BroadcastEvent(
                 broadcast_id=broadcast.id, at=now, from_status=before, to_status=new.value,

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audio.render import Speech
+from scheduler import audit
 from scheduler.auth import MANAGERS, Actor
 from scheduler.errors import Conflict, InvalidInput, NotFound
 from scheduler.models import AudioAsset, Bulletin, BulletinKind, BulletinStatus, Jingle, Priority
@@ -116,6 +117,7 @@ def create_bulletin(
     )
     session.add(bulletin)
     session.flush()
+    audit.record(session, actor, "create", bulletin, now, f"{kind.value}: {title}")
     return bulletin
 
 
@@ -129,18 +131,28 @@ def edit(
     topic: str,
     priority: Priority,
     max_chars: int,
+    now: datetime,
 ) -> None:
     """Change a bulletin. A change of what is said returns it to draft, without audio:
     it is approved again before it airs (what is scheduled already keeps its audio).
     A recording or relay keeps its audio; its text is a note."""
     actor.require(*MANAGERS)
     title, text = _checked(title, text, max_chars, bulletin.kind)
+    before = (bulletin.title, bulletin.text, bulletin.topic, bulletin.priority)
     if (title, text, priority.value) != (bulletin.title, bulletin.text, bulletin.priority):
         to_draft(bulletin)
         if bulletin.kind == BulletinKind.SPEECH:
             bulletin.audio = None
     bulletin.title, bulletin.text = title, text
     bulletin.topic, bulletin.priority = topic.strip(), priority.value
+    after = (bulletin.title, bulletin.text, bulletin.topic, bulletin.priority)
+    changed = [
+        n
+        for n, a, b in zip(("title", "text", "topic", "priority"), before, after, strict=True)
+        if a != b
+    ]
+    if changed:
+        audit.record(session, actor, "edit", bulletin, now, ", ".join(changed))
 
 
 def to_draft(bulletin: Bulletin) -> None:
@@ -210,6 +222,7 @@ def set_relay(
     if bulletin.audio_id != asset.id:
         to_draft(bulletin)
         bulletin.audio = asset
+        audit.record(session, actor, "edit", bulletin, now, f"stream {url} for {seconds:g} s")
 
 
 def get_bulletin(session: Session, bulletin_id: int) -> Bulletin:
@@ -230,6 +243,7 @@ def approve(session: Session, actor: Actor, bulletin: Bulletin, now: datetime) -
     bulletin.status = BulletinStatus.APPROVED.value
     bulletin.approved_by = actor.name
     bulletin.approved_at = now
+    audit.record(session, actor, "approve", bulletin, now)
 
 
 def require_approved(bulletin: Bulletin) -> None:

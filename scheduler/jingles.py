@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from audio.master import MasteringError, prepare_jingle
 from audio.render import file_sha256
+from scheduler import audit
 from scheduler.auth import MANAGERS, Actor
 from scheduler.errors import InvalidInput, NotFound
 from scheduler.models import Jingle
@@ -59,6 +60,7 @@ def add(
     )
     session.add(jingle)
     session.flush()
+    audit.record(session, actor, "create", jingle, now, name)
     return jingle
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from scheduler import audit
 from scheduler.auth import MANAGERS, Actor
 from scheduler.errors import InvalidInput, NotFound
 from scheduler.models import LexiconEntry
@@ -41,12 +42,14 @@ def put(session: Session, actor: Actor, term: str, spoken: str, now: datetime) -
     else:
         entry.spoken, entry.created_by, entry.created_at = spoken, actor.name, now
     session.flush()
+    audit.record(session, actor, "put", entry, now, f"{term} = {spoken}")
     return entry
 
 
-def remove(session: Session, actor: Actor, term: str) -> None:
+def remove(session: Session, actor: Actor, term: str, now: datetime) -> None:
     actor.require(*MANAGERS)
     entry = session.scalar(select(LexiconEntry).where(LexiconEntry.term == term))
     if entry is None:
         raise NotFound(f"the lexicon has no term {term!r}", "unknown_term")
+    audit.record(session, actor, "remove", entry, now, term)
     session.delete(entry)

@@ -479,3 +479,18 @@ class CapAlert(Base):
     received_by: Mapped[str] = mapped_column(String(120))
 
     bulletin: Mapped[Bulletin | None] = relationship()
+
+
+class AuditEntry(Base):
+    """Who did what to which object (created, edited, approved, placed, cancelled,
+    confirmed, exported, ...), for the administrator."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(120), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(32))  # bulletin, placement, broadcast, ...
+    target_id: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[str | None] = mapped_column(Text)

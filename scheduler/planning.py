@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, and_, bindparam, cast, func, insert, literal, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from scheduler import areas, quiet
+from scheduler import areas, audit, quiet
 from scheduler.auth import MANAGERS, Actor
 from scheduler.bulletins import require_approved
 from scheduler.clock import parse_hhmm
@@ -112,6 +112,7 @@ def create_slot(
         raise InvalidInput("a slot needs a name", "invalid_name")
     session.add(slot)
     session.flush()
+    audit.record(session, actor, "create", slot, now, f"{slot.name} {slot.start}, {minutes} min")
     return slot
 
 
@@ -134,6 +135,7 @@ def remove_slot(session: Session, actor: Actor, slot_id: int, now: datetime) -> 
             "slot_in_use",
         )
     slot.active = False
+    audit.record(session, actor, "retire", slot, now, slot.name)
     return slot
 
 
@@ -149,6 +151,7 @@ def create_group(
     group = Group(name=name, created_at=now, communes=communes_by_code(session, communes))
     session.add(group)
     session.flush()
+    audit.record(session, actor, "create", group, now, name)
     return group
 
 
@@ -303,6 +306,9 @@ def create_placement(
     _apply(session, placement, targets, rule, now)
     session.add(placement)
     session.flush()
+    audit.record(
+        session, actor, "place", placement, now, f"bulletin {bulletin.id}, {placement.rule}"
+    )
     return placement
 
 
@@ -354,6 +360,7 @@ def edit_placement(
         cancel_moves(session, b, now, actor.name, "placement changed")
         cancelled.append(b.id)
     session.flush()
+    audit.record(session, actor, "edit", placement, now, f"{len(cancelled)} broadcasts cancelled")
     return cancelled, {b.commune_id for b in future}
 
 
@@ -791,6 +798,7 @@ def cancel_broadcast(session: Session, actor: Actor, broadcast: Broadcast, now: 
             "not_cancellable",
         )
     cancel_moves(session, broadcast, now, actor.name, "cancelled")
+    audit.record(session, actor, "cancel", broadcast, now)
 
 
 def cancel_placement(session: Session, actor: Actor, placement_id: int, now: datetime) -> list[int]:
@@ -802,7 +810,8 @@ def cancel_placement(session: Session, actor: Actor, placement_id: int, now: dat
         placement.cancelled_at, placement.cancelled_by = now, actor.name
     future = _not_started(session, placement_id, now)
     for b in future:
-        cancel_broadcast(session, actor, b, now)
+        cancel_moves(session, b, now, actor.name, "cancelled")
+    audit.record(session, actor, "cancel", placement, now, f"{len(future)} broadcasts cancelled")
     return [b.id for b in future]
 
 

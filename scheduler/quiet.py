@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from scheduler import audit
 from scheduler.auth import MANAGERS, Actor
 from scheduler.clock import parse_hhmm
 from scheduler.errors import Conflict, InvalidInput
@@ -85,6 +86,8 @@ def set_quiet_hours(
     for commune in communes:
         commune.quiet_start = f"{window[0]:%H:%M}" if window else None
         commune.quiet_end = f"{window[1]:%H:%M}" if window else None
+    what = f"{start}-{end}" if window else "none"
+    audit.record(session, actor, "quiet_hours", "commune", now, f"{len(communes)} communes: {what}")
     if window is None:
         return []
     future = session.scalars(

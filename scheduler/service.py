@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from audio.playout import PlayEvent
 from audio.render import ENGINE_CHAINS, Speech
-from scheduler import areas, bulletins, documents, health, lexicon, planning, quiet, resume
+from scheduler import areas, audit, bulletins, documents, health, lexicon, planning, quiet, resume
 from scheduler import broadcasts as bc
 from scheduler.auth import MANAGERS, Actor, new_token
 from scheduler.context import Loa
@@ -137,6 +137,7 @@ def replace_recording(loa: Loa, actor: Actor, bulletin_id: int, data: bytes) -> 
         bulletin = bulletins.get_bulletin(session, bulletin_id)
         if bulletin.audio is None or bulletin.audio.sha256 != speech.sha256:
             bulletins.to_draft(bulletin)
+            audit.record(session, actor, "edit", bulletin, loa.now(), "new recording")
         return _attach(loa, session, bulletin, speech)
 
 
@@ -529,6 +530,9 @@ def create_endpoint(
         session.add(endpoint)
         session.flush()
         _ = endpoint.commune.code
+        audit.record(
+            session, actor, "create", endpoint, loa.now(), f"{kind} {name} in {commune.name}"
+        )
         # The new device also takes the commune's broadcasts already planned, and
         # replaces its virtual speaker there.
         for b in bc.open_broadcasts(session, commune.id):

@@ -12,6 +12,7 @@ from scheduler.context import Loa
 from scheduler.models import MAX_ID
 from web import (
     api,
+    audit,
     auth,
     bulletins,
     endpoints,
@@ -58,6 +59,7 @@ def create_app(loa: Loa) -> Flask:
         lexicon.bp,
         jingles.bp,
         public.bp,
+        audit.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

@@ -352,6 +352,7 @@ def edit(bulletin_id: int) -> Response:
                 topic=form.get("topic", ""),
                 priority=parse_priority(form.get("priority")),
                 max_chars=ctx.renderer.max_chars,
+                now=ctx.now(),
             )
         flash(translate("Saved."), "ok")
     except LoaError as exc:

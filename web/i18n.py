@@ -168,6 +168,27 @@ VI: dict[str, str] = {
     "No words yet: the built-in abbreviations apply.": "Chưa có từ nào: dùng từ điển có sẵn.",
     "Saved. New renders read it this way.": "Đã lưu. Các lần tạo âm thanh sau sẽ đọc như vậy.",
     "Jingles": "Nhạc hiệu",
+    # audit log
+    "Audit log": "Nhật ký thao tác",
+    "Who": "Ai",
+    "Action": "Thao tác",
+    "What": "Đối tượng",
+    "Detail": "Chi tiết",
+    "Nothing yet.": "Chưa có gì.",
+    "Newer": "Mới hơn",
+    "Older": "Cũ hơn",
+    "audit:create": "tạo",
+    "audit:edit": "sửa",
+    "audit:approve": "duyệt",
+    "audit:place": "xếp lịch",
+    "audit:schedule": "lên lịch",
+    "audit:cancel": "hủy",
+    "audit:confirm": "xác nhận",
+    "audit:export": "xuất",
+    "audit:retire": "ngừng dùng",
+    "audit:remove": "xóa",
+    "audit:put": "lưu",
+    "audit:quiet_hours": "đặt giờ yên tĩnh",
     # error pages
     "http-title:400": "Yêu cầu không hợp lệ",
     "http-text:400": "Biểu mẫu đã hết hạn hoặc thiếu thông tin. Hãy tải lại trang rồi thử lại.",
@@ -425,7 +446,10 @@ VI: dict[str, str] = {
     "error:invalid_minutes": "Số phút của khung giờ phải là số nguyên, ít nhất 1.",
 }
 
+AUDIT_ACTIONS = ("create", "edit", "approve", "place", "schedule", "cancel", "confirm",
+                 "export", "retire", "remove", "put", "quiet_hours")  # fmt: skip
 EN: dict[str, str] = {
+    **{f"audit:{a}": a.replace("_", " ") for a in AUDIT_ACTIONS},
     "http-title:400": "Bad request",
     "http-text:400": "The form expired or lacks something. Reload the page and try again.",
     "http-title:403": "Not allowed",

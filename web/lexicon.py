@@ -52,7 +52,7 @@ def put() -> Response:
 def delete() -> Response:
     try:
         with loa().transaction() as session:
-            lexicon.remove(session, current_actor(), request.form.get("term", ""))
+            lexicon.remove(session, current_actor(), request.form.get("term", ""), loa().now())
     except LoaError as exc:
         flash_error(exc)
     return redirect(url_for("lexicon.index"))

@@ -85,6 +85,8 @@ OPERATIONS = tuple(Op(*row) for row in (
     ("get", "/plan", "Each commune's queue in play order, overflows marked", None, 200,
      "[{commune, scheduled_at, bulletin_id, placement_id, slot_id, position, status, "
      "overflow, ...}]", ("from", "to", "commune")),
+    ("get", "/audit", "Who did what, newest first (administrators)", None, 200,
+     "[{id, at, actor, action, target, target_id, detail}]", ("actor", "page")),
     ("get", "/reports/broadcasts.csv", "The as-run log as CSV", None, 200,
      "text/csv, one row per broadcast", ("commune", "from", "to", "status", "topic")),
     ("get", "/agent/schedule", "Agent: upcoming deliveries (long-poll with version & wait)",

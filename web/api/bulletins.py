@@ -199,6 +199,7 @@ def edit_bulletin(bulletin_id: int) -> Response:
             topic=data.topic if data.topic is not None else b.topic,
             priority=data.priority or Priority(b.priority),
             max_chars=ctx.renderer.max_chars,
+            now=ctx.now(),
         )
         return jsonify(bulletin_json(b))
 
@@ -274,7 +275,7 @@ def put_lexicon() -> tuple[Response, int]:
 @bp.delete("/lexicon/<path:term>")
 def delete_lexicon(term: str) -> tuple[Response, int]:
     with loa().transaction() as session:
-        lexicon.remove(session, actor(), term)
+        lexicon.remove(session, actor(), term, loa().now())
     return jsonify(deleted=term), 200
 
 
