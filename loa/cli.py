@@ -239,7 +239,9 @@ def token() -> None:
 @token.command("create")
 @click.option("--name", required=True)
 @click.option(
-    "--role", required=True, type=click.Choice(["admin", "centre", "operator", "reporter"])
+    "--role",
+    required=True,
+    type=click.Choice(["admin", "centre", "approver", "operator", "reporter"]),
 )
 @click.option("--commune", default=None, help="Commune code (operators).")
 def token_create(name: str, role: str, commune: str | None) -> None:
@@ -252,6 +254,38 @@ def token_create(name: str, role: str, commune: str | None) -> None:
         with loa.transaction() as session:
             area = areas.commune_by_code(session, commune) if commune else None
             click.echo(create_token(session, name, parse_role(role), area, loa.now()))
+    except LoaError as exc:
+        raise CliError(exc.detail) from exc
+    finally:
+        loa.close()
+
+
+@token.command("list")
+def token_list() -> None:
+    """List the API tokens (never the tokens themselves)."""
+    from scheduler.auth import tokens
+
+    loa = _open()
+    try:
+        with loa.transaction() as session:
+            for t in tokens(session):
+                state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M} UTC" if t.revoked_at else "active"
+                click.echo(f"{t.id}\t{t.name}\t{t.role}\t{state}")
+    finally:
+        loa.close()
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke an API token by its id (from `loa token list`): it stops working at once."""
+    from scheduler.auth import revoke_token
+
+    loa = _open()
+    try:
+        with loa.transaction() as session:
+            revoked = revoke_token(session, token_id, loa.now())
+            click.echo(f"revoked {revoked.id} ({revoked.name})")
     except LoaError as exc:
         raise CliError(exc.detail) from exc
     finally:

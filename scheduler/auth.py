@@ -10,11 +10,13 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from scheduler.errors import Forbidden, InvalidInput, Unauthorized
 from scheduler.models import ApiToken, Area, Endpoint, Role, User
 
 MANAGERS = (Role.ADMIN, Role.CENTRE)
+APPROVERS = (Role.ADMIN, Role.CENTRE, Role.APPROVER)
 
 
 @dataclass(frozen=True)
@@ -42,19 +44,20 @@ class EndpointPrincipal:
 
 
 def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
-    return f"scrypt${salt.hex()}${digest.hex()}"
+    return generate_password_hash(password)  # werkzeug's scrypt, salted
 
 
 def check_password(password: str, stored: str) -> bool:
+    """Werkzeug's hashes, and the scrypt$salt$digest ones Loa stored before it."""
+    scheme, _, rest = stored.partition("$")
+    if scheme != "scrypt":
+        return check_password_hash(stored, password)
+    salt_hex, _, digest_hex = rest.partition("$")
     try:
-        scheme, salt_hex, digest_hex = stored.split("$")
+        salt = bytes.fromhex(salt_hex)
     except ValueError:
         return False
-    if scheme != "scrypt":
-        return False
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
@@ -96,6 +99,19 @@ def create_token(
         )
     )
     return token
+
+
+def tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, token_id: int, now: datetime) -> ApiToken:
+    """Stop an API token from working (its row stays, with when it was revoked)."""
+    api = session.get(ApiToken, token_id)
+    if api is None:
+        raise InvalidInput(f"no API token has the id {token_id}", "unknown_token")
+    api.revoked_at = api.revoked_at or now
+    return api
 
 
 def authenticate(session: Session, token: str) -> Actor | EndpointPrincipal:

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from audio.render import Speech
 from scheduler import audit
-from scheduler.auth import MANAGERS, Actor
-from scheduler.errors import Conflict, InvalidInput, NotFound
+from scheduler.auth import APPROVERS, MANAGERS, Actor
+from scheduler.errors import Conflict, Forbidden, InvalidInput, NotFound
 from scheduler.models import AudioAsset, Bulletin, BulletinKind, BulletinStatus, Jingle, Priority
 
 MAX_TITLE = 300
@@ -236,10 +236,19 @@ def list_bulletins(session: Session, limit: int = 200) -> list[Bulletin]:
     return list(session.scalars(select(Bulletin).order_by(Bulletin.id.desc()).limit(limit)))
 
 
-def approve(session: Session, actor: Actor, bulletin: Bulletin, now: datetime) -> None:
-    actor.require(*MANAGERS)
+def approve(
+    session: Session, actor: Actor, bulletin: Bulletin, now: datetime, *, four_eyes: bool = False
+) -> None:
+    """Approve a bulletin for the air; with `four_eyes` (a district setting) only someone
+    other than its author may."""
+    actor.require(*APPROVERS)
     if bulletin.status == BulletinStatus.APPROVED:
         return
+    if four_eyes and actor.name == bulletin.created_by:
+        raise Forbidden(
+            f"{actor.name} wrote bulletin {bulletin.id}; someone else approves it",
+            "own_bulletin",
+        )
     bulletin.status = BulletinStatus.APPROVED.value
     bulletin.approved_by = actor.name
     bulletin.approved_at = now

@@ -109,6 +109,7 @@ OPEN_STATUSES = (Status.SCHEDULED, Status.DELIVERED)
 class Role(StrEnum):
     ADMIN = "admin"
     CENTRE = "centre"
+    APPROVER = "approver"  # approves bulletins (with four eyes: others' only)
     OPERATOR = "operator"
     REPORTER = "reporter"
 

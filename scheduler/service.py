@@ -271,7 +271,7 @@ def _announce(loa: Loa, endpoints: set[tuple[int, str]]) -> None:
 def approve_bulletin(loa: Loa, actor: Actor, bulletin_id: int) -> Bulletin:
     with loa.transaction() as session:
         bulletin = bulletins.get_bulletin(session, bulletin_id)
-        bulletins.approve(session, actor, bulletin, loa.now())
+        bulletins.approve(session, actor, bulletin, loa.now(), four_eyes=loa.settings.four_eyes)
     adopt_approved_audio(loa, bulletin_id)
     return bulletin
 

@@ -49,6 +49,8 @@ class Settings:
     # How devices and listeners reach this server (e.g. http://loa.trieuson.vn:8080):
     # the audio URLs in MQTT `play` commands are absolute with it. None: paths only.
     public_url: str | None = None
+    # A bulletin is approved by someone other than its author.
+    four_eyes: bool = False
 
     @property
     def audio_dir(self) -> Path:
@@ -185,4 +187,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         escalate_after_minutes=_int(env, "LOA_ESCALATE_AFTER_MINUTES", 240, 1),
         resume_interrupted=_bool(env, "LOA_RESUME_INTERRUPTED", False),
         public_url=_public_url(env),
+        four_eyes=_bool(env, "LOA_FOUR_EYES", False),
     )
