@@ -4,7 +4,8 @@ It long-polls the server for its next hours of schedule, downloads and verifies 
 audio ahead of time, plays each item by its own clock (corrected by the server's
 time while it can reach it), and keeps its reports in an outbox on disk until the
 server accepts them: a commune that loses its link or its power still plays, and
-the as-run log learns about it later (store-and-forward).
+the as-run log learns about it later (store-and-forward). A relay item (tiếp sóng) has
+no audio to fetch: at its time the agent plays its live stream for its duration.
 
 Nothing the server or the disk does may stop it playing what it holds: one bad item,
 one missing file, a refused report or a full disk is logged and handled on its own.
@@ -163,6 +164,18 @@ def _int(value: Any) -> int:
     return value
 
 
+def _stream_url(value: Any) -> str | None:
+    """A relay's stream: an http(s) URL on any host, never with credentials."""
+    if value is None:
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"stream_url {value!r} is not an http(s) URL")
+    if "@" in parts.netloc:
+        raise ValueError("stream_url must not hold a user name or password")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Item:
     delivery_id: int
@@ -170,10 +183,15 @@ class Item:
     rank: int
     scheduled_at: datetime
     play_until: datetime
-    duration_seconds: float
-    sha256: str
-    audio_url: str
+    duration_seconds: float  # a relay: how long to relay the stream
+    sha256: str | None  # None for a relay
+    audio_url: str | None  # None for a relay
     status: str = "scheduled"  # as the server last saw it: "delivered" once it knows we hold it
+    stream_url: str | None = None  # a relay (tiếp sóng): the live stream to play
+
+    @property
+    def relay(self) -> bool:
+        return self.stream_url is not None
 
     @classmethod
     def from_json(cls, data: Any) -> Item:
@@ -181,6 +199,7 @@ class Item:
         if not isinstance(data, dict):
             raise ValueError("an item must be a JSON object")
         try:
+            stream_url = _stream_url(data.get("stream_url"))
             item = cls(
                 delivery_id=_int(data["delivery_id"]),
                 title=str(data.get("title", "")),
@@ -188,18 +207,25 @@ class Item:
                 scheduled_at=_aware(data["scheduled_at"]),
                 play_until=_aware(data["play_until"]),
                 duration_seconds=float(data["duration_seconds"]),
-                sha256=str(data["sha256"]),
-                audio_url=str(data["audio_url"]),
+                sha256=None if stream_url else str(data["sha256"]),
+                audio_url=None if stream_url else str(data["audio_url"]),
                 status=str(data.get("status", "scheduled")),
+                stream_url=stream_url,
             )
         except KeyError as exc:
             raise ValueError(f"missing {exc}") from None
         except TypeError as exc:
             raise ValueError(str(exc)) from None
-        if not _SHA256.fullmatch(item.sha256):  # it names a file in the cache
-            raise ValueError(f"sha256 {item.sha256!r} is not 64 hex digits")
         if not math.isfinite(item.duration_seconds) or item.duration_seconds < 0:
             raise ValueError(f"duration_seconds {item.duration_seconds} is not a duration")
+        if item.relay:
+            if data.get("sha256") is not None or data.get("audio_url") is not None:
+                raise ValueError("a relay item has no sha256 or audio_url")
+            if item.duration_seconds == 0:
+                raise ValueError("a relay item needs a duration")
+            return item
+        if not _SHA256.fullmatch(str(item.sha256)):  # it names a file in the cache
+            raise ValueError(f"sha256 {item.sha256!r} is not 64 hex digits")
         url = urlsplit(item.audio_url)
         if url.scheme or url.netloc:  # the agent's token goes with it: never to another host
             raise ValueError(f"audio_url {item.audio_url!r} is not a path on this server")
@@ -216,6 +242,7 @@ class Item:
             "sha256": self.sha256,
             "audio_url": self.audio_url,
             "status": self.status,
+            "stream_url": self.stream_url,
         }
 
 
@@ -376,6 +403,10 @@ class Agent:
     def _audio_path(self, item: Item) -> Path:
         return self.audio_dir / f"{item.sha256}.mp3"
 
+    def _ready(self, item: Item) -> bool:
+        """The item can play: its audio is cached, or it is a relay (it needs its URL only)."""
+        return item.relay or self._audio_path(item).exists()
+
     # --- outbox --------------------------------------------------------------------------
 
     def _report(
@@ -481,7 +512,7 @@ class Agent:
         delivery_id = int(event.key)
         report = self._report(delivery_id, event.kind, event.at, event.detail)
         item = self.items.get(delivery_id)
-        if event.kind == "finished" and item is not None:
+        if event.kind == "finished" and item is not None and not item.relay:
             try:
                 report["sha256"] = file_sha256(self._audio_path(item))
             except OSError as exc:
@@ -516,7 +547,7 @@ class Agent:
         """How many items still to play have no verified audio yet."""
         with self._lock:
             waiting = [i for i in self.items.values() if i.delivery_id not in self.submitted]
-        return sum(not self._audio_path(i).exists() for i in waiting)
+        return sum(not self._ready(i) for i in waiting)
 
     def sync_once(self, wait: float) -> None:
         """One poll: send the heartbeat, learn the time, take the schedule, then fetch the
@@ -607,14 +638,16 @@ class Agent:
                 return
 
     def _fetch(self, item: Item) -> None:
-        path = self._audio_path(item)
-        if path.exists():
-            # Audio shared with another item (a repeat, the same bulletin elsewhere): this
-            # delivery is ready too, and the server should know it.
+        if self._ready(item):
+            # Audio shared with another item (a repeat, the same bulletin elsewhere), or a
+            # relay, which has nothing to fetch: this delivery is ready too, and the server
+            # should know it.
             if item.status == "scheduled" and item.delivery_id not in self._told_delivered:
                 self._told_delivered.add(item.delivery_id)
                 self.queue_report(self._report(item.delivery_id, "delivered", self.now()))
             return
+        assert item.audio_url is not None  # not a relay
+        path = self._audio_path(item)
         fd, tmp_name = tempfile.mkstemp(dir=self.audio_dir, prefix=".tmp-")
         tmp = Path(tmp_name)
         try:
@@ -638,7 +671,7 @@ class Agent:
             return
         self._pruned_at = now
         with self._lock:
-            needed = {self._audio_path(i).name for i in self.items.values()}
+            needed = {self._audio_path(i).name for i in self.items.values() if not i.relay}
         oldest = (now - KEEP_PLAYED).timestamp()
         for path in self.audio_dir.iterdir():
             try:
@@ -658,14 +691,14 @@ class Agent:
             for item in sorted(self.items.values(), key=lambda i: (i.scheduled_at, -i.rank)):
                 if item.delivery_id in self.submitted or item.scheduled_at > now:
                     continue
-                path = self._audio_path(item)
-                if not path.exists():
+                if not self._ready(item):
                     continue  # maybe it arrives before play_until
                 self.submitted.add(item.delivery_id)
                 cues.append(
                     Cue(
                         key=str(item.delivery_id),
-                        path=path,
+                        path=None if item.relay else self._audio_path(item),
+                        stream_url=item.stream_url,
                         duration_seconds=item.duration_seconds,
                         rank=item.rank,
                         due_at=item.scheduled_at,
@@ -698,7 +731,7 @@ class Agent:
                     now - self.first_seen.get(i.delivery_id, now) >= self.warn_missing_after
                     or i.scheduled_at <= now
                 )
-                and not self._audio_path(i).exists()
+                and not self._ready(i)
             ]
             self.warned.update(i.delivery_id for i in late)
         for i in late:

@@ -1,9 +1,11 @@
 """The contract every endpoint driver keeps, run against each driver for real:
 a broadcast scheduled for a commune is played by its endpoint at its time, and the
-endpoint's proof of play reaches the as-run log."""
+endpoint's proof of play reaches the as-run log. A relay (tiếp sóng) is played from the
+live stream of a radio on loopback (tests/relay_stream.py)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -27,6 +29,7 @@ from scheduler.wiring import install_drivers
 from tests.conftest import ADMIN, CENTRE, THO_SON, free_port
 from tests.icecast_server import running_icecast
 from tests.mqtt_broker import FakeDevice, running_mosquitto
+from tests.relay_stream import Radio, running_radio
 from tests.test_dispatch import wait_for_status, with_virtual_speakers
 from tests.test_scheduling import make_bulletin
 from web import create_app
@@ -38,6 +41,7 @@ class Endpoint:
     kind: str
     sink: Path | None = None
     proof: str | None = None  # what the played event's detail must say
+    relays: bool = True  # it reads a relay's stream itself (the fake MQTT device does not)
 
 
 def run_virtual(loa: Loa, tmp_path: Path) -> Iterator[Endpoint]:
@@ -91,7 +95,7 @@ def run_mqtt(loa: Loa, tmp_path: Path) -> Iterator[Endpoint]:
         assert bridge is not None and bridge.wait_connected(10)
         endpoint, _ = service.create_endpoint(loa, ADMIN, THO_SON, "Loa IoT", "mqtt")
         device = FakeDevice(broker, endpoint.id)
-        yield Endpoint(loa, "mqtt")
+        yield Endpoint(loa, "mqtt", relays=False)
         device.close()
         bridge.close()
 
@@ -136,3 +140,52 @@ def test_the_endpoint_plays_at_the_scheduled_time_and_proves_it(endpoint: Endpoi
                 )
             )
         assert endpoint.proof in (reason or "")
+
+
+@pytest.fixture
+def radio(tmp_path: Path) -> Iterator[Radio]:
+    with running_radio(tmp_path) as provincial:
+        yield provincial
+
+
+def played_reason(loa: Loa, delivery_id: int) -> str:
+    with loa.transaction() as session:
+        (reason,) = session.scalars(
+            select(BroadcastEvent.reason).where(
+                BroadcastEvent.delivery_id == delivery_id,
+                BroadcastEvent.to_status == Status.PLAYED,
+            )
+        )
+    return reason or ""
+
+
+def test_the_endpoint_relays_a_live_stream_for_its_duration_and_proves_it(
+    endpoint: Endpoint, radio: Radio
+) -> None:
+    loa = endpoint.loa
+    relay = service.create_relay(
+        loa, CENTRE, title="Tiếp sóng Đài tỉnh", stream_url=radio.url, seconds=2
+    )
+    service.approve_bulletin(loa, ADMIN, relay.id)
+    at = loa.now() + timedelta(seconds=3)
+    (made,) = service.schedule_bulletin(loa, CENTRE, relay.id, [THO_SON], at)
+    played = wait_for_status(loa, made.id, Status.PLAYED, timeout=20)
+    (delivery,) = played.deliveries
+    assert played.started_at is not None and played.finished_at is not None
+    assert 0 <= (played.started_at - at).total_seconds() < 1.0
+    assert abs((played.finished_at - played.started_at).total_seconds() - 2) < 1.0
+    if not endpoint.relays:
+        return
+    (listener,) = radio.listeners
+    assert "Authorization" not in listener.headers  # no token ever goes to the radio
+    reason = played_reason(loa, delivery.id)
+    said = rf"relayed ([\d,]+) bytes from {re.escape(radio.url)} over 2\.\d s"
+    received = re.search(said, reason)
+    assert received, reason
+    assert 12_000 < int(received[1].replace(",", "")) <= len(listener.sent)
+    if endpoint.proof is not None:
+        assert endpoint.proof in reason
+    if endpoint.sink is not None:
+        (file,) = endpoint.sink.glob("*.mp3")
+        assert file.read_bytes() == bytes(listener.sent[: file.stat().st_size])
+        assert file.stat().st_size == int(received[1].replace(",", ""))

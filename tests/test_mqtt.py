@@ -295,7 +295,7 @@ def test_a_batch_of_plays_reaches_each_endpoint_once_with_everything_it_needs(
     assert play == {
         "action": "play", "delivery_id": 1007, "broadcast_id": 1007,
         "audio_url": f"http://loa.example:8080/api/v1/audio/{'ab' * 32}.mp3",
-        "sha256": "ab" * 32, "at": items[6].scheduled_at.isoformat(),
+        "sha256": "ab" * 32, "stream_url": None, "at": items[6].scheduled_at.isoformat(),
         "play_until": items[6].play_until.isoformat(), "priority": "normal",
         "duration_seconds": 5, "title": "Thông báo",
     }  # fmt: skip

@@ -11,6 +11,10 @@ mount's source credentials: the source must be listed with this delivery's user 
 ("Loa delivery 12"). The item's title is set as the stream's metadata, so listeners see
 it and the server's playlist log records it. What was found is the event's detail; an
 item icecast never listed is failed, even if ffmpeg said nothing.
+
+A relay item (tiếp sóng) is re-streamed: its live stream goes into ffmpeg's stdin and is
+encoded like a bulletin (MP3, mono, 22,050 Hz) whatever it was; the bytes received from
+the stream are part of the proof.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from urllib.error import HTTPError
 from urllib.parse import unquote, urlencode, urlsplit
 from urllib.request import Request, urlopen
 
-from audio.playout import Cue, FfmpegPlayer, Output, OutputError
+from audio.master import BITRATE, SAMPLE_RATE
+from audio.playout import Cue, FfmpegPlayer, Output, OutputError, Relay, audio_file
 from scheduler.drivers.base import DriverError
 from scheduler.drivers.playout import PlayoutDriver
 
@@ -101,9 +106,15 @@ class Mount:
         self._admin("metadata", mode="updinfo", song=title, charset="UTF-8")
 
 
-def encoding(path: Path) -> list[str]:
-    """MP3 goes to the stream as it is; anything else is encoded to MP3."""
-    codec = ["-c:a", "copy"] if path.suffix.lower() == ".mp3" else ["-c:a", "libmp3lame"]
+def encoding(source: Path | Relay) -> list[str]:
+    """An MP3 file goes to the stream as it is; anything else is encoded to MP3 (a relay
+    like a bulletin: its stream may be AAC, stereo, 44.1 kHz)."""
+    if isinstance(source, Relay):
+        codec = ["-c:a", "libmp3lame", "-ac", "1", "-ar", str(SAMPLE_RATE), "-b:a", BITRATE]
+    elif source.suffix.lower() == ".mp3":
+        codec = ["-c:a", "copy"]
+    else:
+        codec = ["-c:a", "libmp3lame"]
     return ["-map", "0:a:0", *codec, "-id3v2_version", "0", "-write_xing", "0"]
 
 
@@ -115,9 +126,10 @@ class IcecastOutput:
 
     def play(self, cue: Cue, stop: threading.Event) -> str:
         agent = f"Loa delivery {cue.key}"
+        source = Relay(cue) if cue.stream_url else audio_file(cue)
         player = FfmpegPlayer(
-            cue.path,
-            [*encoding(cue.path), "-content_type", "audio/mpeg", "-user_agent", agent,
+            source,
+            [*encoding(source), "-content_type", "audio/mpeg", "-user_agent", agent,
              "-f", "mp3", self.mount.url],
         )  # fmt: skip
         seen: dict[str, str] | None = None
@@ -137,6 +149,8 @@ class IcecastOutput:
         except OutputError as exc:
             raise OutputError(self.mount.redact(str(exc))) from None
         sent = f"ffmpeg sent {player.written()}"
+        if player.relayed:
+            sent = f"{player.relayed}; {sent}"
         if seen is None:
             if stop.is_set():
                 return f"stopped before icecast listed the source on {self.mount}; {sent}"

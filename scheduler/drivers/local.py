@@ -1,8 +1,10 @@
 """The server's own sound card, for district studios wired to an FM transmitter.
 
-Each item is played by `ffmpeg -re -i FILE -f alsa DEVICE`; the device is the endpoint's
-address (`default` when empty; e.g. `plughw:1,0`). ALSA's `null` device runs the same
-path with the audio discarded. Proof of play is what ffmpeg says it wrote to the device.
+Each item is played by `ffmpeg -re -i FILE -f alsa DEVICE` (a relay: `-i pipe:0`, its live
+stream fed to ffmpeg as it arrives); the device is the endpoint's address (`default` when
+empty; e.g. `plughw:1,0`). ALSA's `null` device runs the same path with the audio
+discarded. Proof of play is what ffmpeg says it wrote to the device (and, for a relay,
+the bytes received from the stream).
 """
 
 from __future__ import annotations

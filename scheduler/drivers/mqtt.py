@@ -2,8 +2,8 @@
 
 Such a device keeps no schedule: at a broadcast's time the dispatcher calls `start`, and
 the driver publishes `play` to `loa/ep/{id}/cmd` (QoS 1) through the process's bridge.
-The device fetches the audio over HTTP, plays it, and reports back on
-`loa/ep/{id}/event` (docs/mqtt.md).
+The device fetches the audio over HTTP (or, for a relay, plays `stream_url` for
+`duration_seconds`), plays it, and reports back on `loa/ep/{id}/event` (docs/mqtt.md).
 
 How the driver knows what an endpoint is playing when an emergency comes: it remembers
 what it last told each endpoint to play and when that should end (the later of now and
@@ -35,12 +35,15 @@ PLAY = b'{"action":"play","delivery_id":%d'  # + what the broadcast's deliveries
 
 
 def play_command(item: PlayItem, audio_base_url: str = "") -> dict[str, Any]:
+    # A relay (tiếp sóng) has a stream to play for duration_seconds instead of a file.
+    relay = item.stream_url is not None
     return {
         "action": "play",
         "delivery_id": item.delivery_id,
         "broadcast_id": item.broadcast_id,
-        "audio_url": audio_base_url + AUDIO_PATH.format(sha256=item.sha256),
-        "sha256": item.sha256,
+        "audio_url": None if relay else audio_base_url + AUDIO_PATH.format(sha256=item.sha256),
+        "sha256": None if relay else item.sha256,
+        "stream_url": item.stream_url,
         "at": item.scheduled_at.isoformat(),
         "play_until": item.play_until.isoformat(),
         "priority": item.priority.value,

@@ -3,6 +3,7 @@
 The icecast and local drivers differ only in their Output, made from the endpoint's
 address. Items due together start in priority order (rank, then delivery order); an
 emergency interrupts what plays. Every outcome is reported like a virtual speaker's.
+A relay item (tiếp sóng) plays its stream through the same output (audio.playout.Relay).
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ class PlayoutDriver(Driver):
         """The output for an endpoint at `address`; DriverError(permanent) if unusable."""
 
     def start(self, item: PlayItem) -> None:
-        if not item.audio_path.is_file():
+        # A relay has no file: its stream is opened when it plays (failed if it cannot be).
+        if not item.stream_url and (item.audio_path is None or not item.audio_path.is_file()):
             raise DriverError(f"the audio file {item.audio_path} is missing", permanent=True)
         playout = self._playout(item.endpoint_id, self.address_of(item.endpoint_id))
         playout.submit(
             Cue(
                 key=str(item.delivery_id),
                 path=item.audio_path,
+                stream_url=item.stream_url,
                 duration_seconds=item.duration_seconds,
                 rank=item.priority.rank,
                 due_at=item.scheduled_at,

@@ -1,4 +1,5 @@
-"""In-process virtual speakers: a silent playout per endpoint, so a demo visibly plays."""
+"""In-process virtual speakers: a silent playout per endpoint, so a demo visibly plays.
+A relay's stream is really read (and discarded): its proof is the bytes received."""
 
 from __future__ import annotations
 
