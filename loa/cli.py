@@ -295,12 +295,20 @@ def token_revoke(token_id: int) -> None:
 @main.command("export")
 @click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]))
-@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True)
-@click.option("--commune", default=None)
-@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path))
-def export(start: Any, end: Any, fmt: str, commune: str | None, out: Path) -> None:
-    """Export the as-run log of a period (local dates, both included)."""
-    from scheduler import asrun
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "xlsx", "docx"]), default="csv", show_default=True
+)
+@click.option("--commune", default=None, help="Commune code (default: all).")
+@click.option("--topic", default=None, help="Only bulletins of this topic, e.g. CCHC.")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default=None, help="Default LOA_LANGUAGE.")
+@click.option("-o", "--out", "--output", "out", required=True, type=click.Path(path_type=Path))
+def export(
+    start: Any, end: Any, fmt: str, commune: str | None, topic: str | None, lang: str | None,
+    out: Path,
+) -> None:  # fmt: skip
+    """Export the as-run log of a period (local dates, both included): the as-run table as
+    CSV or XLSX, or the period's report as a DOCX (Nghị định 30/2020 layout)."""
+    from scheduler import reports
     from scheduler.auth import Actor
     from scheduler.models import Role
 
@@ -310,15 +318,17 @@ def export(start: Any, end: Any, fmt: str, commune: str | None, out: Path) -> No
         raise CliError("--to is before --from")
     loa = _open()
     try:
-        f = asrun.make_filter(
-            loa.settings.timezone, first.isoformat(), last.isoformat(), commune=commune
-        )
-        with loa.transaction() as session, out.open("w", encoding="utf-8-sig", newline="") as fh:
-            count = asrun.write_csv(
-                asrun.query(session, Actor("cli", Role.REPORTER), f), fh, loa.settings.timezone
-            )
+        tz, now = loa.settings.timezone, loa.now()
+        f = reports.period_filter(tz, reports.Period(first, last), commune, topic)
+        with loa.transaction() as session:
+            report = reports.build(
+                session, Actor("cli", Role.REPORTER), f, tz, now,
+                lang=lang or loa.settings.language, export=fmt,
+            )  # fmt: skip
+        data = reports.export_bytes(report, fmt, now.astimezone(tz).date(), loa.settings.report)
+        out.write_bytes(data)
     except LoaError as exc:
         raise CliError(exc.detail) from exc
     finally:
         loa.close()
-    click.echo(f"{out}: {count} broadcasts", err=True)
+    click.echo(f"{out}: {len(report.rows)} broadcasts", err=True)

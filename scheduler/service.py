@@ -619,3 +619,34 @@ def sweep_health(loa: Loa) -> list[dict[str, Any]]:
     if len(events) > 20:
         log.info("... and %d more endpoint state changes", len(events) - 20)
     return events
+
+
+def retire_endpoint(loa: Loa, actor: Actor, endpoint_id: int) -> tuple[Endpoint, int]:
+    """Remove a device: it is deactivated (kept for the log's history), its token stops
+    working and its deliveries not started yet are cancelled; returns the endpoint and
+    how many deliveries were cancelled."""
+    from scheduler.errors import NotFound  # kept local: only this function needs it
+
+    actor.require(*MANAGERS)
+    now = loa.now()
+    with loa.transaction() as session:
+        endpoint = session.get(Endpoint, endpoint_id)
+        if endpoint is None or not endpoint.active:
+            raise NotFound(f"no active endpoint has the id {endpoint_id}", "unknown_endpoint")
+        endpoint.active = False
+        endpoint.token_hash = None
+        open_ = session.scalars(
+            select(Delivery).where(
+                Delivery.endpoint_id == endpoint.id,
+                Delivery.status.in_([Status.SCHEDULED.value, Status.DELIVERED.value]),
+            )
+        ).all()
+        cancelled = [
+            d.broadcast_id
+            for d in open_
+            if move_delivery(session, d, Status.CANCELLED, now, actor.name, "endpoint removed")
+        ]
+        _ = endpoint.commune.code
+        audit.record(session, actor, "retire", endpoint, now, f"{len(cancelled)} cancelled")
+    changed(loa, cancelled)
+    return endpoint, len(cancelled)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,6 +15,24 @@ LANGUAGES = ("vi", "en")
 
 class SettingsError(ValueError):
     """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Who issues the DOCX report (Nghị định 30/2020 header and signature block)."""
+
+    parent_body: str = "UBND HUYỆN TRIỆU SƠN"
+    issuer: str = "TRUNG TÂM VĂN HÓA, THÔNG TIN, THỂ THAO VÀ DU LỊCH"
+    number_prefix: str = "BC-TTVHTTDL"  # "Số: …/BC-TTVHTTDL"
+    place: str = "Triệu Sơn"
+    signer_title: str = "GIÁM ĐỐC"
+    signer_name: str = ""  # empty: left for the signer to write
+    recipients: tuple[str, ...] = (
+        "UBND huyện (để b/c)",
+        "Phòng Văn hóa và Thông tin huyện",
+        "Phòng Nội vụ huyện",
+        "Lưu: VT",
+    )
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,7 @@ class Settings:
     # How devices and listeners reach this server (e.g. http://loa.trieuson.vn:8080):
     # the audio URLs in MQTT `play` commands are absolute with it. None: paths only.
     public_url: str | None = None
+    report: ReportSettings = field(default_factory=ReportSettings)
     # A bulletin is approved by someone other than its author.
     four_eyes: bool = False
 
@@ -131,6 +150,23 @@ def _public_url(env: dict[str, str]) -> str | None:
     return raw
 
 
+def _report(env: dict[str, str]) -> ReportSettings:
+    """LOA_REPORT_*: the report's issuing body, signer and place; recipients split by ';'."""
+    d = ReportSettings()
+    recipients = env.get("LOA_REPORT_RECIPIENTS")
+    return ReportSettings(
+        parent_body=env.get("LOA_REPORT_PARENT_BODY") or d.parent_body,
+        issuer=env.get("LOA_REPORT_ISSUER") or d.issuer,
+        number_prefix=env.get("LOA_REPORT_NUMBER_PREFIX") or d.number_prefix,
+        place=env.get("LOA_REPORT_PLACE") or d.place,
+        signer_title=env.get("LOA_REPORT_SIGNER_TITLE") or d.signer_title,
+        signer_name=env.get("LOA_REPORT_SIGNER_NAME", d.signer_name),
+        recipients=tuple(r.strip() for r in recipients.split(";") if r.strip())
+        if recipients
+        else d.recipients,
+    )
+
+
 def _secret(env: dict[str, str], data_dir: Path) -> str:
     """LOA_SECRET_KEY, or a random key kept in the data directory (created once)."""
     key = env.get("LOA_SECRET_KEY", "")
@@ -187,5 +223,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         escalate_after_minutes=_int(env, "LOA_ESCALATE_AFTER_MINUTES", 240, 1),
         resume_interrupted=_bool(env, "LOA_RESUME_INTERRUPTED", False),
         public_url=_public_url(env),
+        report=_report(env),
         four_eyes=_bool(env, "LOA_FOUR_EYES", False),
     )

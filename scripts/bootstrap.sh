@@ -3,8 +3,9 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEBIAN_PACKAGES=(ffmpeg espeak-ng)
-# Only the tests need these (a real broker, a real stream server, a real PostgreSQL).
-TEST_DEBIAN_PACKAGES=(mosquitto icecast2 postgresql)
+# Only the tests need these (a real broker, a real stream server, a real PostgreSQL, and
+# LibreOffice to open the DOCX report: about a minute to install).
+TEST_DEBIAN_PACKAGES=(mosquitto icecast2 postgresql libreoffice-writer-nogui)
 
 say() { printf '\033[1m[loa]\033[0m %s\n' "$*" >&2; }
 
@@ -15,6 +16,7 @@ ensure_debian_packages() {
       ffmpeg) command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg) ;;
       mosquitto) [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto) ;;
       postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql) ;;
+      libreoffice-writer-nogui) command -v soffice >/dev/null || missing+=("$pkg") ;;
       *) command -v "$pkg" >/dev/null || missing+=("$pkg") ;;
     esac
   done

@@ -148,8 +148,11 @@ def test_an_agent_sees_its_upcoming_items_and_reports_play(
     csv = api.get("/reports/broadcasts.csv")
     assert csv.mimetype == "text/csv"
     lines = csv.data.decode("utf-8-sig").splitlines()
-    assert lines[0].startswith("id,commune_code,commune,")
-    assert ",played," in lines[1] and ",0.2," in lines[1]
+    assert lines[0].startswith("Mã lượt phát,Mã xã,Xã,")
+    assert ",đã phát," in lines[1] and ",0.2," in lines[1]
+    assert ",Thiết bị: Cụm 1," in lines[1]
+    english = api.get("/reports/broadcasts.csv?lang=en").data.decode("utf-8-sig").splitlines()
+    assert english[0].startswith("ID,Commune code,Commune,") and ",played," in english[1]
 
 
 def test_an_operator_confirms_only_their_own_commune(

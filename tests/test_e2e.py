@@ -138,11 +138,11 @@ def test_a_bulletin_plays_on_two_agents_and_lands_in_the_as_run_log(
 
     report = server.call("GET", "/reports/broadcasts.csv").content.decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(report)))
-    assert [(r["commune_code"], r["status"]) for r in rows] == [
-        (THO_SON, "played"),
-        (THO_TIEN, "played"),
+    assert [(r["Mã xã"], r["Trạng thái"]) for r in rows] == [
+        (THO_SON, "đã phát"),
+        (THO_TIEN, "đã phát"),
     ]
-    assert all(0 <= float(r["lateness_seconds"]) < 2.0 for r in rows)
+    assert all(0 <= float(r["Trễ (giây)"]) < 2.0 for r in rows)
 
 
 def test_an_agent_with_a_wrong_token_is_refused_and_says_so(server: Server, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Roles: who may do what, on which commune. One table, checked through the API."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -129,12 +130,7 @@ def test_a_revoked_token_stops_working_at_once(api: Api, loa: Loa, tmp_path: Pat
 
 
 def test_passwords_stored_before_werkzeug_hashing_still_log_in() -> None:
-    old = (
-        "scrypt$00112233445566778899aabbccddeeff$"
-        + __import__("hashlib")
-        .scrypt(
-            b"loa-admin", salt=bytes.fromhex("00112233445566778899aabbccddeeff"), n=2**14, r=8, p=1
-        )  # fmt: skip
-        .hex()
-    )
+    salt = bytes.fromhex("00112233445566778899aabbccddeeff")
+    digest = hashlib.scrypt(b"loa-admin", salt=salt, n=2**14, r=8, p=1)
+    old = f"scrypt${salt.hex()}${digest.hex()}"
     assert check_password("loa-admin", old) and not check_password("loa-admln", old)

@@ -22,6 +22,7 @@ from web import (
     log,
     planning,
     public,
+    reports,
     today,
 )
 
@@ -60,6 +61,7 @@ def create_app(loa: Loa) -> Flask:
         jingles.bp,
         public.bp,
         audit.bp,
+        reports.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

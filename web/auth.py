@@ -62,8 +62,7 @@ def check_csrf() -> None:
 def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if g.get("user") is None:
-            flash(translate("Please log in."), "error")
+        if g.get("user") is None:  # the login page says why (a neutral note), no flash
             return redirect(url_for("auth.login", next=request.full_path))
         return view(*args, **kwargs)
 
@@ -105,7 +104,10 @@ def login() -> str | Response:
             local_path = target.startswith("/") and not target.startswith("//")
             return redirect(target if local_path else url_for("today.index"))
         flash(translate("Wrong username or password."), "error")
-    return render_template("login.html")
+        return render_template("login.html")
+    # Sent here from a page that needs a login: a note, not an error; none on the start page.
+    sent = request.args.get("next", "") not in ("", "/", "/?")
+    return render_template("login.html", note=translate("Log in to continue.") if sent else "")
 
 
 @bp.post("/logout")

@@ -120,6 +120,7 @@ def index_page(values: MultiDict[str, str], status: int = 200) -> tuple[str, int
                 "priority": b.priority,
                 "status": b.status,
                 "created": local(b.created_at, "%d/%m/%Y %H:%M"),
+                "author": actor_label(b.created_by),
                 "duration": b.audio.duration_seconds if b.audio else None,
             }
             for b in bulletins.list_bulletins(session)

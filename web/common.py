@@ -11,7 +11,7 @@ from scheduler import asrun
 from scheduler.context import Loa
 from scheduler.errors import InvalidInput, LoaError
 from scheduler.models import Broadcast, Status
-from web.i18n import error_text, translate
+from web.i18n import error_text, message, seconds, translate
 
 
 def loa() -> Loa:
@@ -51,6 +51,15 @@ def actor_label(actor: str | None) -> str:
     return f"{translate(label)}: {name}" if name else translate(label)
 
 
+def lateness(late: float | None) -> str:
+    """How late a broadcast started, as people say it: '28,6 giây', 'sớm 1,5 giây', 'đúng giờ'."""
+    if late is None:
+        return ""
+    if abs(late) < 0.05:
+        return translate("on time")
+    return seconds(late) if late > 0 else f"{translate('early by')} {seconds(-late)}"
+
+
 def broadcast_row(b: Broadcast, now: datetime, awaiting: bool = False) -> dict[str, Any]:
     """A broadcast as the panel's tables show it, in local time; `awaiting`: it waits
     for the commune operator's word (scheduler.watch)."""
@@ -64,9 +73,9 @@ def broadcast_row(b: Broadcast, now: datetime, awaiting: bool = False) -> dict[s
         "awaiting": awaiting,
         "started": local(b.started_at),
         "finished": local(b.finished_at),
-        "late": f"{late:+.1f}" if late is not None else "",
+        "late": lateness(late),
         "confirmed_by": actor_label(b.confirmed_by),
-        "reason": b.reason or "",
+        "reason": message(b.reason),
         # The operator's word is asked for once the time has come, unless a device proved play.
         "can_confirm": b.scheduled_at <= now
         and b.confirmation != "device"

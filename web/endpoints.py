@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import joinedload
+from werkzeug.wrappers import Response
 
 from scheduler import areas, service
 from scheduler.errors import LoaError
 from scheduler.models import Area, Endpoint, Role
 from web.auth import current_actor, login_required
 from web.common import flash_error, loa, local
+from web.i18n import number, seconds, translate
 
 bp = Blueprint("endpoints", __name__, url_prefix="/endpoints")
 
@@ -22,7 +24,9 @@ PAGE_SIZE = 100
 
 
 def _size(n: int | None) -> str:
-    return f"{n / 1e9:.1f} GB" if n is not None and n >= 1e8 else (f"{n / 1e6:.0f} MB" if n else "")
+    if not n:
+        return ""
+    return f"{number(n / 1e9, 1)} GB" if n >= 1e8 else f"{number(n / 1e6)} MB"
 
 
 def _page(token: str | None = None) -> str:
@@ -68,6 +72,7 @@ def _page(token: str | None = None) -> str:
             offset = e.clock_offset_seconds
             rows.append(
                 {
+                    "id": e.id,
                     "commune": e.commune.name,
                     "name": e.name,
                     "kind": e.kind,
@@ -80,7 +85,9 @@ def _page(token: str | None = None) -> str:
                     "since": local(e.state_since, "%H:%M %d/%m") if e.state_since else "",
                     "last_seen": local(e.last_seen_at, "%d/%m/%Y %H:%M:%S"),
                     "version": e.agent_version or "",
-                    "offset": f"{offset:+.2f} s" if offset is not None else "",
+                    "offset": ("+" if offset >= 0 else "") + seconds(offset, 2)
+                    if offset is not None
+                    else "",
                     "free": _size(e.cache_free_bytes),
                     "missing": e.missing_audio or 0,
                     "cache_error": e.cache_error or "",
@@ -127,3 +134,15 @@ def create() -> str:
         flash_error(exc)
         return _page()
     return _page(token)
+
+
+@bp.post("/<int:endpoint_id>/remove")
+@login_required
+def remove(endpoint_id: int) -> Response:
+    try:
+        _, cancelled = service.retire_endpoint(loa(), current_actor(), endpoint_id)
+        flash(translate("Device removed: {n} broadcasts not played yet were cancelled there.")
+              .format(n=cancelled), "ok")  # fmt: skip
+    except LoaError as exc:
+        flash_error(exc)
+    return redirect(url_for("endpoints.index"))

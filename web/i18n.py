@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, current_app, g, session
 
 VI: dict[str, str] = {
@@ -54,6 +56,30 @@ VI: dict[str, str] = {
     "Error": "Lỗi",
     "Attempts": "Lần gửi",
     "Dispatcher": "Bộ điều phối",
+    # the broadcast page, the endpoints page, the login page (panel-vietnamese)
+    "endpoint-kind:agent": "Loa thông minh (Loa agent)",
+    "endpoint-kind:mqtt": "Thiết bị MQTT",
+    "endpoint-kind:icecast": "Luồng Icecast",
+    "endpoint-kind:local": "Card âm thanh máy chủ",
+    "endpoint-kind:manual": "Xác nhận thủ công",
+    "endpoint-kind:virtual": "Loa ảo",
+    "attempt:start": "Gửi lệnh phát",
+    "succeeded": "thành công",
+    "on time": "đúng giờ",
+    "early by": "sớm",
+    "Menu": "Menu",
+    "Log in to continue.": "Đăng nhập để tiếp tục.",
+    "Created": "Ngày tạo",
+    "Remove device": "Gỡ thiết bị",
+    "Remove this device? It stops receiving broadcasts and its token stops working; its "
+    "history stays in the log.": (
+        "Gỡ thiết bị này? Thiết bị sẽ không nhận lượt phát nữa và mã truy cập hết hiệu lực; "
+        "lịch sử phát vẫn được giữ trong nhật ký."
+    ),
+    "Device removed: {n} broadcasts not played yet were cancelled there.": (
+        "Đã gỡ thiết bị: {n} lượt chưa phát ở thiết bị này đã được hủy."
+    ),
+    "error:unknown_endpoint": "Không có thiết bị này, hoặc thiết bị đã được gỡ.",
     # today
     "Broadcasts today": "Lượt phát hôm nay",
     "Nothing is scheduled today.": "Hôm nay chưa có lịch phát.",
@@ -444,6 +470,22 @@ VI: dict[str, str] = {
         "Hãy nhập cả giờ bắt đầu và giờ kết thúc, hoặc để trống cả hai để bỏ giờ yên tĩnh."
     ),
     "error:invalid_minutes": "Số phút của khung giờ phải là số nguyên, ít nhất 1.",
+    # reports
+    "Reports": "Báo cáo",
+    "Period": "Kỳ báo cáo",
+    "Report (DOCX)": "Báo cáo (DOCX)",
+    "Excel (XLSX)": "Excel (XLSX)",
+    "No broadcasts in this period.": "Trong kỳ báo cáo không có buổi phát nào.",
+    "Scheduled": "Theo lịch",
+    "Minutes aired": "Số phút đã phát",
+    "Played vs not aired": "Đã phát và không phát",
+    "By month": "Theo tháng",
+    "By commune": "Theo xã",
+    "By topic": "Theo chủ đề",
+    "Why broadcasts were not aired": "Lý do không phát",
+    "Second half of": "6 tháng cuối năm",
+    "First half of": "6 tháng đầu năm",
+    "Whole year": "Cả năm",
 }
 
 AUDIT_ACTIONS = ("create", "edit", "approve", "place", "schedule", "cancel", "confirm",
@@ -470,6 +512,13 @@ EN: dict[str, str] = {
     "voice:vi-vn-x-south": "southern",
     "clash-over": "longer than the slot",
     "clash-overlap": "plays while another item does",
+    "endpoint-kind:agent": "Loa agent",
+    "endpoint-kind:mqtt": "MQTT device",
+    "endpoint-kind:icecast": "Icecast stream",
+    "endpoint-kind:local": "Server sound card",
+    "endpoint-kind:manual": "Operator confirms",
+    "endpoint-kind:virtual": "Virtual speaker",
+    "attempt:start": "start",
 }
 
 CATALOGS = {"vi": VI, "en": EN}
@@ -489,5 +538,57 @@ def error_text(code: str, detail: str) -> str:
     return CATALOGS[language()].get(f"error:{code}", detail)
 
 
+# English the drivers, the dispatcher and the domain write into the log (an attempt's or a
+# delivery's error, a history row's reason), matched from its start; the rest shows as is.
+MESSAGES_VI = tuple((re.compile(pattern), vi) for pattern, vi in (
+    (r"the agent has not confirmed it holds the audio",
+     "loa chưa báo đã tải âm thanh; chỉ phát được nếu tải kịp trước khi hết thời gian chờ"),
+    (r"dispatcher was late", "máy chủ điều phối chậm quá thời gian chờ nên không phát muộn"),
+    (r"no proof of play", "thiết bị không báo đã phát"),
+    (r"no end-of-play report", "thiết bị không báo đã phát xong"),
+    (r"no driver for '?(\w+)'? endpoints", "máy chủ này không điều khiển loại thiết bị {0}"),
+    (r"the (\w+) driver failed: (.*)", "bộ điều khiển {0} bị lỗi: {1}"),
+    (r"the audio file (.*) is missing", "thiếu tệp âm thanh {0}"),
+    (r"(.*) is not an ALSA device name", "{0} không phải tên card âm thanh ALSA"),
+    (r"the address (\S+) is not an icecast mount URL",
+     "địa chỉ {0} không phải luồng Icecast dạng icecast://source:MẬT_KHẨU@MÁY:CỔNG/MOUNT"),
+    (r"icecast never listed this source on (\S+)", "máy chủ Icecast không nhận luồng phát ở {0}"),
+    (r"stopped before icecast listed the source on (\S+)",
+     "đã dừng trước khi máy chủ Icecast nhận luồng phát ở {0}"),
+    (r"cannot (?:open|play) the relay stream:? ?(.*)", "không mở được luồng tiếp sóng {0}"),
+    (r"the relay stream (\S+) sent nothing", "luồng tiếp sóng {0} không gửi âm thanh"),
+    (r"cannot start (\S+?)(:.*|$)", "không chạy được {0}{1}"),
+    (r"(\S+) exited with (-?\d+)(.*)", "{0} dừng với mã lỗi {1}{2}"),
+    (r"interrupted by emergency", "bị ngắt để phát bản tin khẩn cấp"),
+    (r"in the quiet hours (\S+)", "trong giờ yên tĩnh {0}"),
+    (r"replaced by (.+)", "thay bằng thiết bị {0}"),
+    (r"placement changed$", "lịch phát đã thay đổi"),
+    (r"cancelled$", "đã hủy"),
+    (r"endpoint removed$", "thiết bị đã được gỡ"),
+))  # fmt: skip
+
+
+def message(text: str | None) -> str:
+    """A message the domain wrote in English, in Vietnamese when it is a known one."""
+    if not text or language() != "vi":
+        return text or ""
+    for pattern, vi in MESSAGES_VI:
+        found = pattern.match(text)
+        if found:
+            return vi.format(*found.groups())
+    return text
+
+
+def number(value: float, digits: int = 0) -> str:
+    """A number as the panel's language writes it: Vietnamese 20.000 and 28,6."""
+    text = f"{value:,.{digits}f}"
+    return text.translate(str.maketrans(",.", ".,")) if language() == "vi" else text
+
+
+def seconds(value: float, digits: int = 1) -> str:
+    return f"{number(value, digits)} {translate('seconds')}"
+
+
 def init_app(app: Flask) -> None:
-    app.jinja_env.globals.update(_=translate, language=language)
+    app.jinja_env.globals.update(_=translate, language=language, message=message)
+    app.jinja_env.filters["number"] = number

@@ -48,6 +48,8 @@ OPERATIONS = tuple(Op(*row) for row in (
      "EndpointIn", 201, "{id, commune, name, kind, token}", ()),
     ("get", "/endpoints", "List active endpoints and when they were last seen", None, 200,
      "[endpoint]", ()),
+    ("delete", "/endpoints/{id}", "Remove a device: deactivated, token refused, open deliveries "
+     "cancelled", None, 200, "{id, commune, name, kind, active, cancelled_deliveries}", ()),
     ("post", "/broadcasts", "Schedule an approved bulletin in communes (no `at`: now)",
      "BroadcastIn", 201, "[{id, commune, scheduled_at, status}]", ()),
     ("get", "/broadcasts", "The as-run log", None, 200,
@@ -87,8 +89,17 @@ OPERATIONS = tuple(Op(*row) for row in (
      "overflow, ...}]", ("from", "to", "commune")),
     ("get", "/audit", "Who did what, newest first (administrators)", None, 200,
      "[{id, at, actor, action, target, target_id, detail}]", ("actor", "page")),
-    ("get", "/reports/broadcasts.csv", "The as-run log as CSV", None, 200,
-     "text/csv, one row per broadcast", ("commune", "from", "to", "status", "topic")),
+    ("get", "/reports/broadcasts.csv", "The as-run log as CSV (Vietnamese; lang=en: English)",
+     None, 200, "text/csv with a UTF-8 BOM, one row per broadcast, local times "
+     "dd/mm/yyyy HH:MM:SS", ("commune", "from", "to", "status", "topic", "lang")),
+    ("get", "/reports/broadcasts.xlsx", "The as-run log as XLSX: one row per broadcast, and a "
+     "summary sheet per commune and topic", None, 200,
+     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+     ("commune", "from", "to", "status", "topic", "lang")),
+    ("get", "/reports/report.docx", "The period's report as a DOCX in the Nghị định 30/2020 "
+     "layout (default: the last full half-year)", None, 200,
+     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+     ("from", "to", "commune", "topic")),
     ("get", "/agent/schedule", "Agent: upcoming deliveries (long-poll with version & wait)",
      None, 200, "{version, server_time, grace_seconds, endpoint, items}", ("version", "wait")),
     ("post", "/agent/reports", "Agent: proof of play reports (store-and-forward)", "ReportsIn",

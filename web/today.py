@@ -12,11 +12,11 @@ from werkzeug.wrappers import Response
 from scheduler import asrun, watch
 from scheduler import broadcasts as bc
 from scheduler.errors import LoaError
-from scheduler.models import Role, Status
+from scheduler.models import Broadcast, Role, Status
 from scheduler.service import confirm_broadcast
 from web.auth import current_actor, login_required
 from web.common import actor_label, broadcast_row, flash_error, loa, local, parse_local
-from web.i18n import translate
+from web.i18n import message, translate
 
 bp = Blueprint("today", __name__)
 
@@ -126,23 +126,42 @@ def detail(broadcast_id: int) -> str:
                 "status": d.status,
                 "started": local(d.started_at),
                 "finished": local(d.finished_at),
-                "error": d.error or "",
+                "error": message(d.error),
                 "attempts": [
-                    {"at": local(a.at, fmt), "action": a.action, "error": a.error or "OK"}
+                    {
+                        "at": local(a.at, fmt),
+                        "action": translate(f"attempt:{a.action}"),
+                        "result": message(a.error) if a.error else translate("succeeded"),
+                    }
                     for a in d.attempts
                 ],
             }
             for d in b.deliveries
         ]
-        history = [
+        history = _history(b, fmt)
+    return render_template("broadcast.html", b=summary, deliveries=deliveries, history=history)
+
+
+def _history(b: Broadcast, fmt: str) -> list[dict[str, str]]:
+    """The broadcast's status changes, each once: a delivery's change moves the broadcast
+    with it (same time, same change, same actor), so that second row is left out, and a
+    delivery's row is labelled with its endpoint."""
+    endpoints = {d.id: d.endpoint.name for d in b.deliveries}
+    seen = set()
+    rows = []
+    for e in b.events:
+        change = (e.at, e.from_status, e.to_status, e.actor)
+        if e.delivery_id is None and change in seen:
+            continue
+        seen.add(change)
+        rows.append(
             {
                 "at": local(e.at, fmt),
-                "change": f"{translate(e.from_status) if e.from_status else '∅'} → "
-                f"{translate(e.to_status)}",
-                "scope": translate("Endpoint") if e.delivery_id else "",
+                "from": e.from_status or "",
+                "to": e.to_status,
+                "endpoint": endpoints.get(e.delivery_id, "") if e.delivery_id else "",
                 "actor": actor_label(e.actor),
-                "reason": e.reason or "",
+                "reason": message(e.reason),
             }
-            for e in b.events
-        ]
-    return render_template("broadcast.html", b=summary, deliveries=deliveries, history=history)
+        )
+    return rows

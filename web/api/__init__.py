@@ -11,12 +11,12 @@ from audio.render import RenderError
 from audio.tts import TtsError
 from scheduler.auth import authenticate
 from scheduler.errors import LoaError
-from web.api import alerts, audit, broadcasts, bulletins, endpoints, planning
+from web.api import alerts, audit, broadcasts, bulletins, endpoints, planning, reports
 from web.api.common import STATUS_BY_ERROR, error, loa
 from web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-for child in (bulletins, broadcasts, planning, endpoints, alerts, audit):
+for child in (bulletins, reports, broadcasts, planning, endpoints, alerts, audit):
     bp.register_blueprint(child.bp)
 
 BODIES = bulletins.BODIES + broadcasts.BODIES + planning.BODIES + endpoints.BODIES

@@ -3,7 +3,6 @@ cancelling."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -126,20 +125,6 @@ def cancel_broadcast(broadcast_id: int) -> Response:
     service.cancel_broadcast(ctx, actor(), broadcast_id)
     with ctx.transaction() as session:
         return jsonify(broadcast_json(bc.get_broadcast(session, broadcast_id)))
-
-
-@bp.get("/reports/broadcasts.csv")
-def broadcasts_csv() -> Response:
-    who = actor()  # every role may export; an operator's rows are their communes' only
-    f = _filter()
-    out = io.StringIO()
-    with loa().transaction() as session:
-        asrun.write_csv(asrun.query(session, who, f), out, loa().settings.timezone)
-    return Response(
-        "\ufeff" + out.getvalue(),  # BOM: Excel opens UTF-8 Vietnamese correctly
-        mimetype="text/csv",
-        headers={"Content-Disposition": "attachment; filename=as-run.csv"},
-    )
 
 
 BODIES = (BroadcastIn, ConfirmIn)

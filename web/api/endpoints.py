@@ -93,6 +93,20 @@ def list_endpoints() -> Response:
         )
 
 
+@bp.delete("/endpoints/<int:endpoint_id>")
+def retire_endpoint(endpoint_id: int) -> Response:
+    """Remove a device: deactivated, its token refused, its open deliveries cancelled."""
+    endpoint, cancelled = service.retire_endpoint(loa(), actor(), endpoint_id)
+    return jsonify(
+        id=endpoint.id,
+        commune=endpoint.commune.code,
+        name=endpoint.name,
+        kind=endpoint.kind,
+        active=endpoint.active,
+        cancelled_deliveries=cancelled,
+    )
+
+
 def schedule_documents(loa: Loa, endpoint_ids: list[int], prefix: str) -> dict[int, Any]:
     """The schedules of these endpoints, each with its current version."""
     notifier, now = loa.notifier, loa.now()

@@ -1,0 +1,429 @@
+"""Reports for the 6-month and annual reports: the as-run table as CSV and XLSX in
+Vietnamese, the DOCX in the Nghị định 30/2020 layout (checked with python-docx and by
+LibreOffice), the panel's reports page and `loa export`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import docx
+import openpyxl
+import pytest
+from docx.shared import Pt
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from scheduler import areas, audit, bulletins, reports, service
+from scheduler.auth import Actor
+from scheduler.clock import ManualClock
+from scheduler.context import Loa, build_loa
+from scheduler.models import AudioAsset, Priority, Role
+from scheduler.report_docx import MISSED_LIMIT, docx_bytes
+from scheduler.settings import ReportSettings
+from tests.conftest import ADMIN, CENTRE, THO_BINH, THO_SON, THO_TIEN, Api, make_settings
+from tests.test_cli import run
+from tests.test_panel import Panel
+
+APRIL = datetime(2026, 4, 20, 1, 0, tzinfo=UTC)  # 08:00 in Triệu Sơn
+JULY = datetime(2026, 7, 10, 1, 0, tzinfo=UTC)
+H1_2026 = reports.Period(date(2026, 1, 1), date(2026, 6, 30))
+RELAY_SECONDS = 900
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+OPERATOR_NAME = "Đài truyền thanh xã Thọ Sơn"  # the demo user thoson
+
+
+def _bulletin(loa: Loa, title: str, topic: str, text: str) -> int:
+    with loa.transaction() as s:
+        b = bulletins.create_bulletin(
+            s, CENTRE, title=title, text=text, topic=topic, priority=Priority.NORMAL,
+            now=loa.now(), max_chars=20000,
+        )  # fmt: skip
+        b.engine = "espeak"  # never the network, even outside the no_internet fixture
+        bulletins.approve(s, ADMIN, b, loa.now())
+        return b.id
+
+
+def _go(clock: ManualClock, month: int, day: int = 20) -> None:
+    clock.advance((datetime(2026, month, day, 1, 0, tzinfo=UTC) - clock.now()).total_seconds())
+
+
+def air_half_year(loa: Loa, clock: ManualClock) -> None:
+    """April: CCHC aired in Thọ Sơn (its operator said so), not in Thọ Bình (power cut).
+    May: the provincial news relayed for 15 minutes in Thọ Sơn; CCHC in Thọ Tiến cancelled.
+    June: CCHC not aired in Thọ Sơn (broken speaker). Then the clock goes to 10 July."""
+    cchc = _bulletin(loa, "Lịch tiếp công dân", "CCHC", "UBND xã tiếp công dân vào thứ Năm.")
+    relay = service.create_relay(
+        loa, CENTRE, title="Tiếp sóng Đài tỉnh", stream_url="http://127.0.0.1:9/tinh.mp3",
+        seconds=RELAY_SECONDS, topic="Thời sự",
+    ).id  # fmt: skip
+    service.approve_bulletin(loa, ADMIN, relay)
+    with loa.transaction() as s:
+        operator = Actor("user:thoson", Role.OPERATOR, areas.commune_by_code(s, THO_SON).id)
+
+    def schedule(bulletin_id: int, communes: list[str]) -> list[int]:
+        at = loa.now() + timedelta(seconds=60)
+        made = service.schedule_bulletin(loa, CENTRE, bulletin_id, communes, at)
+        clock.advance(120)
+        return [b.id for b in made]
+
+    son, binh = schedule(cchc, [THO_SON, THO_BINH])
+    service.confirm_broadcast(loa, operator, son, aired=True, reason=None, at=None)
+    service.confirm_broadcast(loa, CENTRE, binh, aired=False, reason="Mất điện", at=None)
+    _go(clock, 5)
+    (son,) = schedule(relay, [THO_SON])
+    made = service.schedule_bulletin(loa, CENTRE, cchc, [THO_TIEN], loa.now() + timedelta(hours=1))
+    service.cancel_broadcast(loa, CENTRE, made[0].id)
+    service.confirm_broadcast(loa, operator, son, aired=True, reason=None, at=None)
+    _go(clock, 6)
+    (son,) = schedule(cchc, [THO_SON])
+    service.confirm_broadcast(loa, operator, son, aired=False, reason="Loa hỏng", at=None)
+
+
+@pytest.fixture(scope="module")
+def seeded_db(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo district after January–June 2026 (air_half_year), copied by each test."""
+    data = tmp_path_factory.mktemp("half-year")
+    shutil.copyfile(seeded_db, data / "loa.db")
+    clock = ManualClock(APRIL)
+    loa = build_loa(make_settings(data), clock=clock)
+    try:
+        air_half_year(loa, clock)
+    finally:
+        loa.close()
+    return data / "loa.db"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(JULY)
+
+
+@pytest.fixture
+def speech(loa: Loa) -> float:
+    """Seconds of the CCHC bulletin's audio."""
+    with loa.transaction() as s:
+        seconds: float = s.scalar(
+            select(AudioAsset.duration_seconds).where(AudioAsset.stream_url.is_(None))
+        )
+        return seconds
+
+
+def minutes(seconds: float) -> str:
+    """As the report writes minutes: one decimal, a decimal comma."""
+    return f"{round(seconds / 60, 1):.1f}".replace(".", ",")
+
+
+def _report(loa: Loa, actor: Actor = CENTRE, period: reports.Period = H1_2026) -> reports.Report:
+    tz = loa.settings.timezone
+    with loa.transaction() as s:
+        return reports.build(s, actor, reports.period_filter(tz, period), tz, loa.now())
+
+
+# --- CSV and XLSX -------------------------------------------------------------------------
+
+
+def test_the_csv_has_vietnamese_headers_and_values_local_times_and_a_bom(
+    api: Api, speech: float
+) -> None:
+    r = api.get("/reports/broadcasts.csv?from=2026-01-01&to=2026-06-30")
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    assert r.data.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(r.data.decode("utf-8-sig"))))
+    assert list(rows[0])[:3] == ["Mã lượt phát", "Mã xã", "Xã"]
+    assert [(x["Xã"], x["Trạng thái"]) for x in rows] == [
+        ("Xã Thọ Sơn", "đã phát"),
+        ("Xã Thọ Bình", "không phát"),
+        ("Xã Thọ Sơn", "đã phát"),
+        ("Xã Thọ Tiến", "đã hủy"),
+        ("Xã Thọ Sơn", "không phát"),
+    ]
+    first = rows[0]
+    assert first["Giờ phát theo lịch"] == "20/04/2026 08:01:00"
+    assert first["Bắt đầu"] == "20/04/2026 08:02:00"
+    assert first["Mức ưu tiên"] == "thông thường" and first["Loại bản tin"] == "đọc văn bản"
+    assert first["Người xác nhận"] == OPERATOR_NAME and first["Xác nhận qua"] == "cán bộ xã"
+    assert float(first["Thời lượng (phút)"]) == round(speech / 60, 2)
+    assert rows[1]["Lý do"] == "Mất điện"
+    relay = rows[2]
+    assert relay["Loại bản tin"] == "tiếp sóng" and relay["Số phút đã phát"] == "15.0"
+
+    en = api.get("/reports/broadcasts.csv?from=2026-01-01&to=2026-06-30&lang=en")
+    rows = list(csv.DictReader(io.StringIO(en.data.decode("utf-8-sig"))))
+    assert rows[0]["Commune code"] == THO_SON and rows[0]["Status"] == "played"
+    assert rows[0]["Scheduled at"] == "20/04/2026 08:01:00"
+
+
+def test_the_xlsx_has_real_dates_a_summary_per_commune_and_topic_and_filtered_headers(
+    api: Api, speech: float, loa: Loa
+) -> None:
+    r = api.get("/reports/broadcasts.xlsx?from=2026-01-01&to=2026-06-30")
+    assert r.status_code == 200 and r.mimetype == XLSX
+    book = openpyxl.load_workbook(io.BytesIO(r.data))
+    assert book.sheetnames == ["Nhật ký phát", "Tổng hợp"]
+    log, summary = book["Nhật ký phát"], book["Tổng hợp"]
+    for sheet in (log, summary):
+        assert sheet.freeze_panes == "A2"
+        assert sheet.auto_filter.ref == sheet.dimensions
+    head = [c.value for c in log[1]]
+    row = dict(zip(head, [c.value for c in log[2]], strict=True))
+    assert row["Giờ phát theo lịch"] == datetime(2026, 4, 20, 8, 1)
+    when = log.cell(2, head.index("Giờ phát theo lịch") + 1)
+    assert when.is_date and when.number_format == "dd/mm/yyyy hh:mm:ss"
+    assert row["Trạng thái"] == "đã phát" and row["Người xác nhận"] == OPERATOR_NAME
+    assert log.max_row == 6  # the header and five broadcasts
+    totals = {(r[0], r[1]): r[2:] for r in summary.iter_rows(min_row=2, values_only=True)}
+    assert totals == {
+        ("Xã Thọ Bình", "CCHC"): (1, 0, 0, 1, 0, 0.0),
+        ("Xã Thọ Sơn", "CCHC"): (2, 1, 0, 1, 0, round(speech / 60, 1)),
+        ("Xã Thọ Sơn", "Thời sự"): (1, 1, 0, 0, 0, 15.0),
+        ("Xã Thọ Tiến", "CCHC"): (0, 0, 0, 0, 1, 0.0),
+    }
+    with loa.transaction() as s:
+        (entry, *_) = audit.entries(s, ADMIN)
+        assert (entry.action, entry.detail) == ("export", "xlsx 2026-01-01..2026-06-30")
+
+
+def test_an_operator_exports_only_their_own_commune(
+    api_for: Callable[..., Api],
+) -> None:
+    operator = api_for("operator", THO_SON)
+    r = operator.get("/reports/broadcasts.csv?from=2026-01-01&to=2026-06-30")
+    rows = list(csv.DictReader(io.StringIO(r.data.decode("utf-8-sig"))))
+    assert {x["Mã xã"] for x in rows} == {THO_SON} and len(rows) == 3
+    r = operator.get(f"/reports/report.docx?from=2026-01-01&to=2026-06-30&commune={THO_BINH}")
+    assert (r.status_code, r.json["error"]) == (403, "forbidden")
+    r = operator.get("/reports/report.docx?from=2026-01-01&to=2026-06-30")
+    assert r.status_code == 200
+    text = "\n".join(p.text for p in docx.Document(io.BytesIO(r.data)).paragraphs)
+    assert "tại Xã Thọ Sơn" in text
+
+
+# --- DOCX ---------------------------------------------------------------------------------
+
+
+def _table_rows(table: docx.table.Table) -> list[list[str]]:
+    return [[c.text for c in row.cells] for row in table.rows]
+
+
+def test_the_docx_is_laid_out_per_decree_30_and_its_tables_match_the_as_run_log(
+    api: Api, speech: float
+) -> None:
+    r = api.get("/reports/report.docx")  # default: the last full half-year
+    assert r.status_code == 200 and r.mimetype == DOCX
+    doc = docx.Document(io.BytesIO(r.data))
+    section = doc.sections[0]
+    mm = {k: round(getattr(section, k).mm) for k in ("page_width", "page_height", "top_margin",
+                                                      "bottom_margin", "left_margin",
+                                                      "right_margin")}  # fmt: skip
+    assert (mm["page_width"], mm["page_height"]) == (210, 297)  # A4
+    assert 20 <= mm["top_margin"] <= 25 and 20 <= mm["bottom_margin"] <= 25
+    assert 30 <= mm["left_margin"] <= 35 and 15 <= mm["right_margin"] <= 20
+    normal = doc.styles["Normal"].font
+    assert normal.name == "Times New Roman" and Pt(13) <= normal.size <= Pt(14)
+    runs = [run for p in doc.paragraphs for run in p.runs if run.text]  # not the chart's
+    runs += [run for t in doc.tables for c in t._cells for p in c.paragraphs for run in p.runs]
+    assert {run.font.name for run in runs} == {"Times New Roman"}
+    assert {str(run.font.color.rgb) for run in runs} == {"000000"}
+
+    header = doc.tables[0]
+    parent, issuer, _ = header.cell(0, 0).paragraphs
+    assert parent.text == "UBND HUYỆN TRIỆU SƠN" and not parent.runs[0].bold
+    assert issuer.text == "TRUNG TÂM VĂN HÓA, THÔNG TIN, THỂ THAO VÀ DU LỊCH"
+    assert issuer.runs[0].bold and Pt(12) <= issuer.runs[0].font.size <= Pt(13)
+    nation, motto, rule = header.cell(0, 1).paragraphs
+    assert nation.text == "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" and nation.runs[0].bold
+    assert motto.text == "Độc lập - Tự do - Hạnh phúc" and motto.runs[0].bold
+    assert Pt(13) <= motto.runs[0].font.size <= Pt(14)
+    assert "w:pBdr" in rule._p.xml and not rule.text  # the rule beneath the motto
+    assert re.fullmatch(r"Số:\s+/BC-TTVHTTDL", header.cell(1, 0).text)
+    place = header.cell(1, 1).paragraphs[0]
+    assert place.text == "Triệu Sơn, ngày 10 tháng 7 năm 2026" and place.runs[0].italic
+
+    texts = [p.text for p in doc.paragraphs]
+    title = next(p for p in doc.paragraphs if p.text == "BÁO CÁO")
+    assert title.runs[0].bold
+    assert texts[texts.index("BÁO CÁO") + 1] == (
+        "Kết quả phát bản tin trên hệ thống truyền thanh cơ sở "
+        "từ ngày 01/01/2026 đến ngày 30/06/2026"
+    )
+    aired = minutes(speech + RELAY_SECONDS)
+    assert "- Tổng số buổi phát theo lịch: 4 buổi;" in texts
+    assert "- Đã phát: 2 buổi (50,0%);" in texts
+    assert "- Không phát (bị lỡ, lỗi thiết bị): 2 buổi;" in texts
+    assert "- Đã hủy: 1 buổi;" in texts
+    assert f"- Tổng thời lượng đã phát: {aired} phút." in texts
+    assert "- Mất điện: 1 buổi;" in texts and "- Loa hỏng: 1 buổi;" in texts
+
+    communes, topics, missed = (_table_rows(t) for t in doc.tables[1:4])
+    assert communes[0] == ["STT", "Xã, thị trấn", "Theo lịch", "Đã phát", "Một phần",
+                           "Không phát", "Số phút"]  # fmt: skip
+    assert len(communes) == 1 + 34 + 1  # every commune of the district, and the total
+    by_name = {row[1]: row[2:] for row in communes[1:]}
+    assert by_name["Xã Thọ Sơn"] == ["3", "2", "0", "1", aired]
+    assert by_name["Xã Thọ Bình"] == ["1", "0", "0", "1", "0,0"]
+    assert by_name["Xã Thọ Tiến"] == ["0", "0", "0", "0", "0,0"]
+    assert communes[-1][1:] == ["Tổng cộng", "4", "2", "0", "2", aired]
+    assert [row[1:] for row in topics[1:]] == [
+        ["CCHC", "3", "1", "0", "2", minutes(speech)],
+        ["Thời sự", "1", "1", "0", "0", "15,0"],
+        ["Tổng cộng", "4", "2", "0", "2", aired],
+    ]
+    assert [row[1:] for row in missed[1:]] == [
+        ["20/04/2026 08:01", "Xã Thọ Bình", "Lịch tiếp công dân", "không phát", "Mất điện"],
+        ["20/06/2026 08:01", "Xã Thọ Sơn", "Lịch tiếp công dân", "không phát", "Loa hỏng"],
+    ]
+    assert len(doc.inline_shapes) == 1  # the chart per month
+    signature = doc.tables[-1]
+    assert signature.cell(0, 0).paragraphs[0].text == "Nơi nhận:"
+    assert signature.cell(0, 0).paragraphs[0].runs[0].font.size == Pt(12)
+    assert signature.cell(0, 1).paragraphs[0].text == "GIÁM ĐỐC"
+
+
+@pytest.mark.skipif(
+    shutil.which("soffice") is None,
+    reason="LibreOffice is not installed (apt-get install libreoffice-writer-nogui)",
+)
+def test_the_docx_opens_in_libreoffice_as_a4_pages(loa: Loa, tmp_path: Path) -> None:
+    report = _report(loa)
+    path = tmp_path / "bao-cao.docx"
+    path.write_bytes(docx_bytes(report, loa.settings.report, date(2026, 7, 10)))
+    out = subprocess.run(
+        ["soffice", f"-env:UserInstallation=file://{tmp_path}/lo", "--headless",
+         "--convert-to", "pdf", "--outdir", str(tmp_path), str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    pdf = (tmp_path / "bao-cao.pdf").read_bytes()
+    pages = re.search(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)", pdf)
+    assert pages and int(pages.group(1)) >= 2, pdf[:300]
+    box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)", pdf)
+    assert box and (round(float(box.group(1))), round(float(box.group(2)))) == (595, 842)
+
+
+def test_an_empty_period_gives_a_valid_report_that_says_there_was_nothing(loa: Loa) -> None:
+    report = _report(loa, period=reports.whole_year(2025))
+    assert report.empty and report.total.scheduled == 0
+    doc = docx.Document(io.BytesIO(docx_bytes(report, ReportSettings(), date(2026, 1, 5))))
+    texts = [p.text for p in doc.paragraphs]
+    assert "Trong kỳ báo cáo không có buổi phát nào." in texts
+    assert "BÁO CÁO" in texts and len(doc.tables) == 2  # the header and the signature
+    assert doc.tables[0].cell(1, 1).text == "Triệu Sơn, ngày 05 tháng 01 năm 2026"
+    book = openpyxl.load_workbook(io.BytesIO(reports.xlsx_bytes(report)))
+    assert book["Nhật ký phát"].max_row == 1
+
+
+def test_a_long_list_of_missed_broadcasts_is_capped_with_a_count() -> None:
+    report = reports.Report(H1_2026, "vi")
+    report.rows = [[]]  # not empty
+    report.total.scheduled = report.total.missed = MISSED_LIMIT + 12
+    report.missed = [
+        reports.Missed(datetime(2026, 3, 1, 6), "Xã Thọ Sơn", "Tin", "không phát", "Mất điện")
+    ] * (MISSED_LIMIT + 12)
+    report.reasons = [("Mất điện", MISSED_LIMIT + 12)]
+    doc = docx.Document(io.BytesIO(docx_bytes(report, ReportSettings(), date(2026, 7, 1))))
+    texts = [p.text for p in doc.paragraphs]
+    assert "- Mất điện: 62 buổi;" in texts
+    assert "… và 12 buổi khác (chi tiết trong tệp Excel nhật ký phát)." in texts
+    assert len(doc.tables[-2].rows) == 1 + MISSED_LIMIT
+
+
+def test_report_settings_come_from_loa_report_variables(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        LOA_REPORT_ISSUER="UBND XÃ THỌ SƠN",
+        LOA_REPORT_PARENT_BODY="UBND HUYỆN TRIỆU SƠN",
+        LOA_REPORT_SIGNER_TITLE="CHỦ TỊCH",
+        LOA_REPORT_SIGNER_NAME="Lê Văn A",
+        LOA_REPORT_NUMBER_PREFIX="BC-UBND",
+        LOA_REPORT_RECIPIENTS="UBND huyện; Lưu: VT",
+    ).report
+    assert settings.issuer == "UBND XÃ THỌ SƠN" and settings.signer_name == "Lê Văn A"
+    assert settings.recipients == ("UBND huyện", "Lưu: VT")
+    assert make_settings(tmp_path).report == ReportSettings()
+    report = reports.Report(H1_2026, "vi")
+    doc = docx.Document(io.BytesIO(docx_bytes(report, settings, date(2026, 7, 1))))
+    assert doc.tables[0].cell(1, 0).text.endswith("/BC-UBND")
+    signature = [p.text for p in doc.tables[-1].cell(0, 1).paragraphs]
+    assert signature[0] == "CHỦ TỊCH" and signature[-1] == "Lê Văn A"
+    assert [p.text for p in doc.tables[-1].cell(0, 0).paragraphs] == [
+        "Nơi nhận:",
+        "- UBND huyện;",
+        "- Lưu: VT.",
+    ]
+
+
+def test_periods_and_dates_are_written_the_vietnamese_way() -> None:
+    assert reports.vi_date(date(2026, 11, 27)) == "ngày 27 tháng 11 năm 2026"
+    assert reports.vi_date(date(2026, 2, 3)) == "ngày 03 tháng 02 năm 2026"
+    assert reports.last_full_half_year(date(2026, 11, 27)) == H1_2026
+    assert reports.last_full_half_year(date(2026, 3, 1)) == reports.half_year(2025, 2)
+    assert reports.parse_period("2026-01-01", "2026-12-31", date(2026, 3, 1)) == (
+        reports.whole_year(2026)
+    )
+    with pytest.raises(Exception, match="ends before"):
+        reports.parse_period("2026-06-01", "2026-01-01", date(2026, 3, 1))
+
+
+# --- panel and CLI ------------------------------------------------------------------------
+
+
+def test_the_reports_page_shows_the_last_half_year_with_charts_and_downloads(
+    client: FlaskClient,
+) -> None:
+    panel = Panel(client)
+    panel.login("baocao", "loa-baocao")
+    page = panel.get("/reports")
+    assert 'name="from" value="2026-01-01"' in page and 'name="to" value="2026-06-30"' in page
+    assert "6 tháng đầu năm 2026" in page and "Cả năm 2025" in page
+    assert page.count('class="bars"') == 3  # by month, commune, topic
+    assert "04/2026" in page and "Xã Thọ Sơn" in page and "Thời sự" in page
+    assert "Mất điện: <strong>1</strong>" in page
+    for fmt, mime in (("csv", "text/csv"), ("xlsx", XLSX), ("docx", DOCX)):
+        assert f"/reports/download.{fmt}?" in page
+        r = client.get(f"/reports/download.{fmt}?from=2026-01-01&to=2026-06-30")
+        assert r.status_code == 200 and r.mimetype == mime
+    r = client.get("/reports/download.csv?from=2026-01-01&to=2026-06-30")
+    assert r.data.decode("utf-8-sig").splitlines()[0].startswith("Mã lượt phát,Mã xã,Xã,")
+
+    panel.get("/lang/en")
+    page = panel.get("/reports")
+    assert "First half of 2026" in page and "Minutes aired" in page
+    r = client.get("/reports/download.xlsx?from=2026-01-01&to=2026-06-30")
+    assert openpyxl.load_workbook(io.BytesIO(r.data)).sheetnames == ["As-run log", "Summary"]
+    r = client.get("/reports/download.docx?from=2026-01-01&to=2026-06-30")
+    assert "BÁO CÁO" in [p.text for p in docx.Document(io.BytesIO(r.data)).paragraphs]
+
+
+def test_an_operator_sees_only_their_commune_on_the_reports_page(client: FlaskClient) -> None:
+    panel = Panel(client)
+    panel.login("thoson", "loa-thoson")
+    page = panel.get("/reports")
+    assert "Xã Thọ Bình" not in page and "Xã Thọ Sơn" in page
+    assert client.get(f"/reports/download.docx?commune={THO_BINH}").status_code == 403
+    empty = panel.get("/reports?from=2025-01-01&to=2025-12-31")
+    assert "Trong kỳ báo cáo không có buổi phát nào." in empty
+
+
+def test_loa_export_writes_xlsx_and_docx_of_a_period(tmp_path: Path, seeded_db: Path) -> None:
+    shutil.copyfile(seeded_db, tmp_path / "loa.db")  # the half-year
+    for fmt in ("xlsx", "docx"):
+        args = ["--format", fmt, "--commune", THO_SON, "--out", str(tmp_path / f"r.{fmt}")]
+        out = run(["export", "--from", "2026-01-01", "--to", "2026-06-30", *args], tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "3 broadcasts" in out.stderr
+    book = openpyxl.load_workbook(tmp_path / "r.xlsx")
+    assert book["Nhật ký phát"].max_row == 4
+    doc = docx.Document(str(tmp_path / "r.docx"))
+    assert any(p.text.endswith("tại Xã Thọ Sơn từ ngày 01/01/2026 đến ngày 30/06/2026")
+               for p in doc.paragraphs)  # fmt: skip
+    out = run(["export", "--from", "2026-01-01", "--to", "2026-06-30", "--format", "pdf",
+               "-o", str(tmp_path / "r.pdf")], tmp_path)  # fmt: skip
+    assert out.returncode == 2 and "pdf" in out.stderr
