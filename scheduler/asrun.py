@@ -90,7 +90,7 @@ def _query(actor: Actor, f: LogFilter, deliveries: bool = True) -> Select[Broadc
     if deliveries:
         q = q.options(selectinload(Broadcast.deliveries).selectinload(Delivery.endpoint))
     if actor.role == Role.OPERATOR:
-        q = q.where(Broadcast.commune_id == actor.commune_id)
+        q = q.where(Broadcast.commune_id.in_(actor.communes))
     if f.start is not None:
         q = q.where(Broadcast.scheduled_at >= f.start)
     if f.end is not None:

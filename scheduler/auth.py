@@ -21,20 +21,27 @@ APPROVERS = (Role.ADMIN, Role.CENTRE, Role.APPROVER)
 
 @dataclass(frozen=True)
 class Actor:
-    """A person or client acting on Loa, with the commune an operator is bound to."""
+    """A person or client acting on Loa; an operator is bound to one or more communes
+    (the first is where their pages open)."""
 
     name: str
     role: Role
     commune_id: int | None = None
+    other_communes: frozenset[int] = frozenset()
+
+    @property
+    def communes(self) -> frozenset[int]:
+        first = frozenset() if self.commune_id is None else frozenset({self.commune_id})
+        return first | self.other_communes
 
     def require(self, *roles: Role) -> None:
         if self.role not in roles:
             raise Forbidden(f"{self.name} ({self.role}) may not do this")
 
     def require_commune(self, commune_id: int) -> None:
-        """Operators act only on their own commune."""
-        if self.role == Role.OPERATOR and self.commune_id != commune_id:
-            raise Forbidden(f"{self.name} may act only on their own commune")
+        """Operators act only on their own communes."""
+        if self.role == Role.OPERATOR and commune_id not in self.communes:
+            raise Forbidden(f"{self.name} may act only on their own communes")
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,8 @@ def authenticate(session: Session, token: str) -> Actor | EndpointPrincipal:
 
 
 def user_actor(user: User) -> Actor:
-    return Actor(f"user:{user.username}", Role(user.role), user.commune_id)
+    others = frozenset(c.id for c in user.communes) - {user.commune_id}
+    return Actor(f"user:{user.username}", Role(user.role), user.commune_id, others)
 
 
 def login(session: Session, username: str, password: str) -> User | None:

@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from scheduler import areas, bulletins
-from scheduler.auth import Actor, hash_password
+from scheduler import areas, bulletins, users
+from scheduler.auth import Actor
 from scheduler.context import Loa
-from scheduler.models import Area, Role, User
+from scheduler.models import Area, Role
 
 DEMO_OPERATOR_COMMUNE = "15667"  # Xã Thọ Sơn
 DEMO_ACTOR = Actor("user:trungtam", Role.ADMIN)
@@ -45,19 +45,11 @@ def seed_demo(session: Session, now: datetime) -> bool:
         return False
     areas.import_units(session, areas.official_units(areas.DEMO_DISTRICT))
     for demo in DEMO_USERS:
-        commune = areas.commune_by_code(session, demo.commune_code) if demo.commune_code else None
-        session.add(
-            User(
-                username=demo.username,
-                display_name=demo.display_name,
-                password_hash=hash_password(demo.password),
-                role=demo.role.value,
-                commune=commune,
-                language="vi",
-                active=True,
-                created_at=now,
-            )
-        )
+        users.create_user(
+            session, None, username=demo.username, display_name=demo.display_name,
+            password=demo.password, role=demo.role.value,
+            communes=[demo.commune_code] if demo.commune_code else [], now=now,
+        )  # fmt: skip
     return True
 
 

@@ -147,7 +147,16 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    commune: Mapped[Area | None] = relationship()
+    commune: Mapped[Area | None] = relationship()  # an operator's first commune
+    communes: Mapped[list[Area]] = relationship(secondary="user_communes")  # all of them
+
+
+user_communes = Table(
+    "user_communes",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("commune_id", ForeignKey("areas.id"), primary_key=True),
+)
 
 
 class ApiToken(Base):

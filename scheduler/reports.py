@@ -212,7 +212,7 @@ def visible_communes(session: Session, actor: Actor) -> list[Area]:
     """The communes whose reports `actor` may see: an operator's own, else all."""
     found = areas.communes(session)
     if actor.role == Role.OPERATOR:
-        return [a for a in found if a.id == actor.commune_id]
+        return [a for a in found if a.id in actor.communes]
     return found
 
 

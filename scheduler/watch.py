@@ -59,7 +59,7 @@ def waiting_for_operator(
         .order_by(Broadcast.scheduled_at, Broadcast.id)
     )
     if actor.role == Role.OPERATOR:
-        q = q.where(Broadcast.commune_id == actor.commune_id)
+        q = q.where(Broadcast.commune_id.in_(actor.communes))
     return [Waiting(b, b.scheduled_at <= now - escalate_after) for b in session.scalars(q)]
 
 
@@ -71,7 +71,7 @@ class Readiness:
 
 
 def readiness(
-    session: Session, now: datetime, ahead: timedelta, commune_id: int | None = None
+    session: Session, now: datetime, ahead: timedelta, communes: frozenset[int] | None = None
 ) -> list[Readiness]:
     """For each upcoming broadcast time, the communes whose every endpoint is ready:
     an agent holds the audio, an MQTT device is up, a server-side driver has it.
@@ -98,7 +98,7 @@ def readiness(
             Broadcast.status.in_((Status.SCHEDULED, Status.DELIVERED)),
             Broadcast.scheduled_at > now,
             Broadcast.scheduled_at <= now + ahead,
-            Broadcast.commune_id == commune_id if commune_id is not None else true(),
+            Broadcast.commune_id.in_(communes) if communes is not None else true(),
         )
         .group_by(Broadcast.scheduled_at, Broadcast.commune_id)
         .order_by(Broadcast.scheduled_at)
@@ -146,7 +146,7 @@ def endpoint_alerts(
         .limit(limit)
     )
     if actor.role == Role.OPERATOR:
-        q = q.where(Endpoint.commune_id == actor.commune_id)
+        q = q.where(Endpoint.commune_id.in_(actor.communes))
     newest: dict[int, Alert] = {}
     for e in session.scalars(q):
         newest.setdefault(e.endpoint_id, Alert(e.at, e.endpoint, e.from_state, e.to_state))

@@ -24,6 +24,7 @@ from web import (
     public,
     reports,
     today,
+    users,
 )
 
 
@@ -62,6 +63,7 @@ def create_app(loa: Loa) -> Flask:
         public.bp,
         audit.bp,
         reports.bp,
+        users.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

@@ -46,7 +46,7 @@ def _page(token: str | None = None) -> str:
     with ctx.transaction() as session:
         scope: list[ColumnElement[bool]] = [Endpoint.active.is_(True)]
         if actor.role == Role.OPERATOR:
-            scope.append(Endpoint.commune_id == actor.commune_id)
+            scope.append(Endpoint.commune_id.in_(actor.communes))
         if commune:
             code = select(Area.id).where(Area.level == "commune", Area.code == commune)
             scope.append(Endpoint.commune_id == code.scalar_subquery())

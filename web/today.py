@@ -53,7 +53,7 @@ def index() -> str:
              "day": local(w.broadcast.scheduled_at, "%d/%m"), "escalated": w.escalated}
             for w in asked
         ]  # fmt: skip
-        mine = actor.commune_id if actor.role == Role.OPERATOR else None
+        mine = actor.communes if actor.role == Role.OPERATOR else None
         ready = [
             {
                 "at": local(r.at, "%H:%M %d/%m"),

@@ -68,7 +68,7 @@ def list_endpoints() -> Response:
     with loa().transaction() as session:
         q = select(Endpoint).where(Endpoint.active.is_(True)).order_by(Endpoint.id)
         if who.role == Role.OPERATOR:
-            q = q.where(Endpoint.commune_id == who.commune_id)
+            q = q.where(Endpoint.commune_id.in_(who.communes))
         return jsonify(
             [
                 {

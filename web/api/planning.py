@@ -284,10 +284,10 @@ def get_plan() -> Response:
         commune_id = None
         if code := request.args.get("commune"):
             commune_id = areas.commune_by_code(session, code).id
-        if who.role == Role.OPERATOR:  # an operator's plan is their commune's
+        if who.role == Role.OPERATOR:  # an operator's plan is one of their communes'
             if commune_id is not None:
                 who.require_commune(commune_id)
-            commune_id = who.commune_id
+            commune_id = commune_id if commune_id is not None else who.commune_id
         rows = planning.plan(session, start, end, commune_id)
     for row in rows:
         for key in ("scheduled_at", "slot_at"):
