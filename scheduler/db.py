@@ -11,7 +11,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Table, bindparam, create_engine, event, insert, text
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    literal,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,6 +80,16 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if not compiled.positional:
         params = [dict(zip(order, p, strict=True)) for p in params]
     conn.exec_driver_sql(str(compiled), params)
+
+
+def in_ids(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL one array parameter (`= ANY(…)`), not one parameter
+    per id (a slot start in every commune is 10,000 ids to render, send and parse)."""
+    if session.get_bind().dialect.name == "postgresql":
+        clause: ColumnElement[bool] = column == any_(literal(list(ids), ARRAY(Integer)))
+    else:
+        clause = column.in_(ids)
+    return clause
 
 
 def _copy_texts(values: list[Any]) -> list[str]:

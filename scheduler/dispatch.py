@@ -15,11 +15,11 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import ColumnElement, Select, and_, func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from scheduler import chain
 from scheduler.context import Loa
-from scheduler.db import bulk_insert
+from scheduler.db import bulk_insert, in_ids
 from scheduler.drivers.base import DriverError, PlayItem
 from scheduler.models import (
     AudioAsset,
@@ -107,17 +107,19 @@ def items_by_kind(
     return by_kind
 
 
-def claim(session: Session, which: ColumnElement[bool], now: datetime) -> list[int]:
-    """Mark the broadcasts `which` selects as dispatched; returns those this dispatcher
-    won (the others were claimed by another dispatcher first)."""
+def claim(
+    session: Session, which: ColumnElement[bool], now: datetime
+) -> list[tuple[int, datetime]]:
+    """Mark the broadcasts `which` selects as dispatched; returns the (id, scheduled_at)
+    of those this dispatcher won (the others were claimed by another dispatcher first)."""
     free = (which, Broadcast.dispatched_at.is_(None), Broadcast.status.in_(UNDISPATCHED))
-    won = session.scalars(
+    won = session.execute(
         update(Broadcast)
         .where(*free, Broadcast.id.in_(skip_locked(session, select(Broadcast.id).where(*free))))
         .values(dispatched_at=now)
-        .returning(Broadcast.id)
+        .returning(Broadcast.id, Broadcast.scheduled_at)
     )
-    return list(won)
+    return [(b_id, at) for b_id, at in won]
 
 
 def skip_locked(session: Session, ids: Select[Any]) -> Any:
@@ -150,17 +152,14 @@ def dispatch(loa: Loa, which: ColumnElement[bool] | Sequence[int]) -> None:
         won = claim(session, which, now)
         if not won:
             return
-        late = session.scalars(
-            select(Broadcast)
-            .where(Broadcast.id.in_(won), Broadcast.scheduled_at < now - loa.grace)
-            .options(selectinload(Broadcast.deliveries))
-        ).all()
-        for b in late:
-            # Never air late at night what was due hours ago (the server was down).
-            for d in b.deliveries:
+        late = [b_id for b_id, at in won if at < now - loa.grace]
+        if late:  # never air late at night what was due hours ago (the server was down)
+            q = select(Delivery).where(Delivery.broadcast_id.in_(late)).order_by(Delivery.id)
+            for d in session.scalars(q):
                 move_delivery(session, d, Status.MISSED, now, "dispatcher", "dispatcher was late")
-        on_time = set(won) - {b.id for b in late}
-        by_kind = items_by_kind(session, Delivery.broadcast_id.in_(on_time), loa) if on_time else {}
+        on_time = [b_id for b_id, at in won if at >= now - loa.grace]
+        which_items = in_ids(session, Delivery.broadcast_id, on_time)
+        by_kind = items_by_kind(session, which_items, loa) if on_time else {}
     start(loa, by_kind, tries={})
 
 
@@ -178,11 +177,11 @@ def retry_due(loa: Loa) -> int:
         ).all()
         if not ids:
             return 0
-        by_kind = items_by_kind(session, Delivery.id.in_(ids), loa)
+        by_kind = items_by_kind(session, in_ids(session, Delivery.id, ids), loa)
         tries: dict[int, int] = dict(
             session.execute(
                 select(DeliveryAttempt.delivery_id, func.count())
-                .where(DeliveryAttempt.delivery_id.in_(ids))
+                .where(in_ids(session, DeliveryAttempt.delivery_id, ids))
                 .group_by(DeliveryAttempt.delivery_id)
             ).all()
         )
@@ -214,7 +213,7 @@ def start(loa: Loa, by_kind: dict[str, list[PlayItem]], tries: dict[int, int]) -
     for message, ids in by_message.items():  # one line per kind of failure, not per delivery
         log.warning("%d deliveries (%s%s): %s", len(ids), ids[:5], "…" * (len(ids) > 5), message)
     at = loa.now()
-    retries = []
+    retries: dict[datetime, list[int]] = {}  # ids by retry time: one UPDATE each
     for items in by_kind.values():
         for item in items:
             failed = errors.get(item.delivery_id)
@@ -223,7 +222,7 @@ def start(loa: Loa, by_kind: dict[str, list[PlayItem]], tries: dict[int, int]) -
             n = tries.get(item.delivery_id, 0)
             when = at + timedelta(seconds=RETRY_BACKOFF[min(n, len(RETRY_BACKOFF) - 1)])
             if when < item.play_until:
-                retries.append({"id": item.delivery_id, "retry_at": when})
+                retries.setdefault(when, []).append(item.delivery_id)
     attempts = [
         {
             "delivery_id": item.delivery_id,
@@ -237,8 +236,13 @@ def start(loa: Loa, by_kind: dict[str, list[PlayItem]], tries: dict[int, int]) -
     ]
     with loa.transaction() as session:
         bulk_insert(session, DeliveryAttempt.__table__, attempts)  # type: ignore[arg-type]
-        if retries:
-            session.execute(update(Delivery), retries)
+        for when, ids in retries.items():
+            session.execute(
+                update(Delivery)
+                .where(in_ids(session, Delivery.id, ids))
+                .values(retry_at=when)
+                .execution_options(synchronize_session=False)  # no object of them is loaded
+            )
         for delivery_id, error in errors.items():
             if error.permanent:
                 delivery = session.get(Delivery, delivery_id)
