@@ -74,9 +74,12 @@ def _facts(session: Session, broadcast_ids: Sequence[int]) -> dict[int, list[Any
     return {row[0]: [_text(v) for v in row] for row in rows}
 
 
-def digest(previous: str, seq: int, event: Sequence[Any], facts: Sequence[Any]) -> str:
-    record = json.dumps([previous, seq, [_text(v) for v in event], list(facts)], ensure_ascii=False)
-    return hashlib.sha256(record.encode("utf-8")).hexdigest()
+def digest(previous: str, seq: int, event: Sequence[Any], facts: str) -> str:
+    """A record's digest: the previous digest, its place, its own facts, and its
+    broadcast's facts as stored (a JSON text, hashed as it is)."""
+    # repr of a tuple of str, int and None is unambiguous (quotes and escapes) and fast.
+    record = repr((previous, seq, *(_text(v) for v in event)))
+    return hashlib.sha256(f"{record}\n{facts}".encode()).hexdigest()
 
 
 def head(session: Session) -> tuple[int, str]:
@@ -108,15 +111,16 @@ def seal(session: Session) -> int:
     ).all()
     if not events:
         return 0
-    facts = _facts(session, [e.broadcast_id for e in events])
+    facts = {
+        b_id: json.dumps(known, ensure_ascii=False)
+        for b_id, known in _facts(session, [e.broadcast_id for e in events]).items()
+    }
     sealed = []
     for event in events:
         seq += 1
         known = facts[event.broadcast_id]
         previous = digest(previous, seq, event, known)
-        sealed.append(
-            {"e_id": event.id, "seq": seq, "digest": previous, "facts": json.dumps(known)}
-        )
+        sealed.append({"e_id": event.id, "seq": seq, "digest": previous, "facts": known})
     table = BroadcastEvent.__table__
     session.execute(
         update(table)  # type: ignore[arg-type]
@@ -173,8 +177,7 @@ def verify(session: Session, expect: str | None = None) -> Verdict:
         event = row[: len(EVENT_COLUMNS)]
         if row.seq != expected:
             return _broken(session, previous, f"record {expected} is missing (deleted)")
-        facts = json.loads(row.facts) if row.facts else None
-        if facts is None or digest(previous, row.seq, event, facts) != row.digest:
+        if row.facts is None or digest(previous, row.seq, event, row.facts) != row.digest:
             return _broken(
                 session,
                 previous,
@@ -193,7 +196,7 @@ def verify(session: Session, expect: str | None = None) -> Verdict:
         current = now.get(broadcast_id)
         if current is None:
             return _broken(session, previous, f"broadcast {broadcast_id} was deleted")
-        if current[4] in TERMINAL and json.dumps(current) != recorded:
+        if current[4] in TERMINAL and json.dumps(current, ensure_ascii=False) != recorded:
             return _broken(
                 session,
                 previous,
