@@ -5,7 +5,10 @@ or known abbreviations, so every ordinary word survives (a property test checks 
 Conventions of northern and north-central stations: nghìn, linh, mốt/lăm after mươi,
 tháng tư, thứ tư; dates "ngày D tháng M năm Y"; ranges "A đến B"; phone numbers digit
 by digit; document numbers (4911/KH-UBND) read as their number and year, the symbol
-skipped, as announcers do.
+skipped, as announcers do. Emergency numbers (113, 114, 115) digit by digit; fractions
+of a whole "phần", ratios and ranks "trên"; an unknown all-capital token that is not one
+Vietnamese syllable spelled with Vietnamese letter names (docs/benchmarks.md lists the
+readings decided for each kind of bulletin).
 """
 
 from __future__ import annotations
@@ -96,6 +99,89 @@ ABBREVIATIONS: dict[str, str] = {
     "b/c": "báo cáo",
     "v.v.": "vân vân",
     "v.v": "vân vân",
+    # Weather, storms and floods.
+    "KTTV": "khí tượng thủy văn",
+    "TBNN": "trung bình nhiều năm",
+    "ATNĐ": "áp thấp nhiệt đới",
+    "KKL": "không khí lạnh",
+    "BĐ": "báo động",
+    "BĐKH": "biến đổi khí hậu",
+    "CNCH": "cứu nạn cứu hộ",
+    # Health.
+    "TYT": "trạm y tế",
+    "TTYT": "trung tâm y tế",
+    "KCB": "khám chữa bệnh",
+    "SXH": "sốt xuất huyết",
+    "TCM": "tay chân miệng",
+    "HIV/AIDS": "hát i vê ết",
+    "HIV": "hát i vê",
+    "AIDS": "ết",
+    "VSMT": "vệ sinh môi trường",
+    # Agriculture and livestock.
+    "LMLM": "lở mồm long móng",
+    "ASF": "dịch tả lợn châu phi",
+    "DTLCP": "dịch tả lợn châu phi",
+    "PRRS": "tai xanh",
+    "THT": "tụ huyết trùng",
+    "BVTV": "bảo vệ thực vật",
+    "OCOP": "ô cốp",
+    "VietGAP": "việt gáp",
+    "XDNTM": "xây dựng nông thôn mới",
+    # Military service and security.
+    "CHQS": "chỉ huy quân sự",
+    "BCHQS": "ban chỉ huy quân sự",
+    "NVQS": "nghĩa vụ quân sự",
+    "NVCA": "nghĩa vụ công an",
+    "LLVT": "lực lượng vũ trang",
+    "DQTV": "dân quân tự vệ",
+    "DQTT": "dân quân thường trực",
+    "QNDB": "quân nhân dự bị",
+    "GDQP": "giáo dục quốc phòng",
+    "QP-AN": "quốc phòng an ninh",
+    "QPAN": "quốc phòng an ninh",
+    "ANQP": "an ninh quốc phòng",
+    "ANTT": "an ninh trật tự",
+    "TNXH": "tệ nạn xã hội",
+    # Elections, identity, traffic.
+    "ĐBQH": "đại biểu quốc hội",
+    "UBBC": "ủy ban bầu cử",
+    "CCCD": "căn cước công dân",
+    "GPLX": "giấy phép lái xe",
+    "TNGT": "tai nạn giao thông",
+    "TTATGT": "trật tự an toàn giao thông",
+    "QL": "quốc lộ",
+    # Schools.
+    "MN": "mầm non",
+    "TH": "tiểu học",
+    "GDNN-GDTX": "giáo dục nghề nghiệp giáo dục thường xuyên",
+    # Social insurance and welfare.
+    "BTXH": "bảo trợ xã hội",
+    "NCC": "người có công",
+    "NCT": "người cao tuổi",
+    "CSXH": "chính sách xã hội",
+    "NHCSXH": "ngân hàng chính sách xã hội",
+    "XKLĐ": "xuất khẩu lao động",
+    "NSNN": "ngân sách nhà nước",
+    # National movements, programmes and mass organisations.
+    "TDĐKXDĐSVH": "toàn dân đoàn kết xây dựng đời sống văn hóa",
+    "TDĐKXDĐSVHKDC": "toàn dân đoàn kết xây dựng đời sống văn hóa ở khu dân cư",
+    "ĐSVH": "đời sống văn hóa",
+    "GĐVH": "gia đình văn hóa",
+    "KDC": "khu dân cư",
+    "CVĐ": "cuộc vận động",
+    "GNBV": "giảm nghèo bền vững",
+    "DTTS": "dân tộc thiểu số",
+    "DTTS&MN": "dân tộc thiểu số và miền núi",
+    "MTTQVN": "mặt trận tổ quốc việt nam",
+    "HLHPN": "hội liên hiệp phụ nữ",
+    "ĐTN": "đoàn thanh niên",
+    "ĐVTN": "đoàn viên thanh niên",
+    "HCCB": "hội cựu chiến binh",
+    "CTĐ": "chữ thập đỏ",
+    "LĐLĐ": "liên đoàn lao động",
+    "CĐCS": "công đoàn cơ sở",
+    "HCM": "hồ chí minh",
+    "TDTT": "thể dục thể thao",
 }
 
 UNITS: dict[str, str] = {
@@ -106,6 +192,8 @@ UNITS: dict[str, str] = {
     "m²": "mét vuông",
     "m3": "mét khối",
     "m³": "mét khối",
+    "cm3": "xen ti mét khối",
+    "cm³": "xen ti mét khối",
     "mm": "mi li mét",
     "cm": "xen ti mét",
     "m": "mét",
@@ -129,7 +217,7 @@ UNITS: dict[str, str] = {
 
 # After a slash: "đồng/người/tháng", "km/h", "lần/tuần" -> "đồng một người một tháng".
 PER_UNIT: dict[str, str] = {
-    **{u: UNITS[u] for u in ("km", "m", "m2", "ha", "kg", "g", "l")},
+    **{u: UNITS[u] for u in ("km", "km2", "m", "m2", "ha", "kg", "g", "l")},
     "h": "giờ",
     **{w: w for w in ("người", "hộ", "tháng", "năm", "ngày", "tuần", "giờ", "phút", "lần",
                       "con", "khẩu", "sào", "tấn", "tạ", "lượt", "buổi", "xã", "thôn")},
@@ -144,9 +232,22 @@ LETTERS: dict[str, str] = {
 
 PHONE_WORDS = r"(?i:điện thoại|đường dây nóng|hotline|số máy|tổng đài|sđt|đt|gọi(?: số)?)"
 DATE_WORDS = r"ngày|hôm|sáng|trưa|chiều|tối|đêm|từ|đến|dịp|lễ|khánh|tết|mùng"
-ROMAN_WORDS = r"phần|chương|mục|lần thứ|khóa|khoá|kỳ|quý|đại hội|thứ|tập|giai đoạn"
+ROMAN_WORDS = (
+    r"phần|chương|mục|lần thứ|khóa|khoá|kỳ|quý|đại hội|thứ|tập|giai đoạn|báo động|cấp độ|cấp"
+    r"|đợt|quân khu|vùng|hạng|khu vực|nhóm|loại"
+)
+# A fraction of a whole ('2/3 diện tích', 'khoảng 1/2 số hộ') rather than a ratio or rank.
+FRACTION_BEFORE = r"khoảng|gần|hơn|chiếm|bằng|trên|quá|dưới|ít nhất|tối thiểu|tối đa"
+FRACTION_AFTER = (
+    r"số|tổng|tổng số|diện tích|dân số|sản lượng|lượng|khối lượng|kinh phí|thời gian|đàn"
+    r"|giá trị|quỹ"
+)
+# Emergency and service numbers, read digit by digit wherever they stand.
+EMERGENCY = r"11[1-5]"
+SERVICE_WORDS = r"gọi|số|báo|cấp cứu|khẩn cấp"
 
 _NUMBER = r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:,\d+)?"
+_INTEGER = r"\d{1,3}(?:\.\d{3})+|\d+"
 _UNIT_WORD_END = r"(?![\w²³])"
 
 
@@ -203,6 +304,11 @@ def read_number(n: int) -> str:
 def read_digits(text: str) -> str:
     """Every digit of `text` in words, others ignored: '1900 561' -> 'một chín không không ...'."""
     return " ".join(DIGITS[int(c)] for c in text if c.isdigit())
+
+
+def read_digit_groups(text: str) -> str:
+    """A phone number digit by digit, a pause between its written groups."""
+    return ", ".join(read_digits(group) for group in re.findall(r"\d+", text))
 
 
 def read_decimal(token: str) -> str:
@@ -268,6 +374,33 @@ def spell(letters: str) -> str:
     return " ".join(LETTERS.get(ch.upper(), ch) for ch in letters)
 
 
+# One Vietnamese syllable written in capitals without diacritics ('TAM', 'NGHIEP'): it can
+# be read as a word. Other all-capital tokens ('UV', 'GIZ', 'NPK') are spelled.
+_SYLLABLE = re.compile(
+    r"(?:NGH|NG|GH|GI|KH|PH|TH|TR|CH|NH|QU|[BCDĐGHKLMNPRSTVX])?"
+    r"(?:UYE|UYA|IEU|YEU|OAI|OAY|OEO|UOI|UOU|UAY|AI|AO|AU|AY|EO|EU|IA|IE|IU|OA|OE|OI|OO|UA|UE"
+    r"|UI|UO|UY|UU|YE|[AEIOUY])"
+    r"(?:NG|NH|CH|[CMNPT])?"
+)
+_CAPS = re.compile(r"(?<!\w)([A-ZĐ]{2,12})(?!\w)")
+
+
+def _caps(m: re.Match[str]) -> str:
+    token = m.group(1)
+    return token if _SYLLABLE.fullmatch(token) else spell(token)
+
+
+def _code(m: re.Match[str]) -> str:
+    """Letters and digits mixed ('H5N1', 'U13', '5K'): letters spelled, numbers read."""
+    words = []
+    for part in re.findall(r"[A-ZĐ]+|\d+", m.group(0)):
+        if not part.isdigit():
+            words.append(spell(part))
+        else:
+            words.append(read_number(int(part)) if len(part) <= 3 else read_digits(part))
+    return f" {' '.join(words)} "
+
+
 # --- the passes -------------------------------------------------------------------------
 
 Rewrite = Callable[[re.Match[str]], str]
@@ -291,13 +424,38 @@ def _document(m: re.Match[str]) -> str:
 
 
 def _phone(m: re.Match[str]) -> str:
-    return f"{m.group(1) or ''} {read_digits(m.group(2))} "
+    return f"{m.group(1) or ''} {read_digit_groups(m.group(2))} "
+
+
+def _emergency_list(m: re.Match[str]) -> str:
+    return " " + ", ".join(read_digits(n) for n in re.findall(r"\d+", m.group(0))) + " "
+
+
+_FRACTION_BEFORE = re.compile(rf"(?i)(?<!\w)(?:{FRACTION_BEFORE})\s+$")
+_FRACTION_AFTER = re.compile(rf"(?i)\s+(?:{FRACTION_AFTER})\b")
+_ROMAN_BEFORE = re.compile(rf"(?i)(?<!\w)(?:{ROMAN_WORDS})\s+$")
+
+
+def _word_before(m: re.Match[str], pattern: re.Pattern[str]) -> re.Match[str] | None:
+    """The word just before a match, if it is one of `pattern`'s (a cheap look-behind)."""
+    return pattern.search(m.string, max(0, m.start() - 16), m.start())
 
 
 def _ratio(m: re.Match[str]) -> str:
-    a, b = int(m.group("a")), int(m.group("b"))
-    fraction = a < b <= 10 and (m.group("before") or m.group("after"))
+    """'2/3 diện tích' is a fraction (phần); '12/20 thôn', a rank '16/63' are ratios (trên)."""
+    a, b = int(m.group("a").replace(".", "")), int(m.group("b").replace(".", ""))
+    after = _FRACTION_AFTER.match(m.string, m.end())
+    fraction = a < b <= 10 and (after or _word_before(m, _FRACTION_BEFORE))
     return f" {read_number(a)} {'phần' if fraction else 'trên'} {read_number(b)} "
+
+
+def _day_range(m: re.Match[str]) -> str:
+    """'26 - 27/6/2025' -> hai mươi sáu đến hai mươi bảy tháng sáu năm ..."""
+    first, last = int(m.group(1)), int(m.group(2))
+    spoken = _date(m.group(2), m.group(3), m.group(4), say_day=False)
+    if spoken is None or not 1 <= first < last:
+        return m.group(0)
+    return f" {read_number(first)} đến {spoken} "
 
 
 def _day_month(m: re.Match[str]) -> str:
@@ -312,9 +470,24 @@ def _roman(m: re.Match[str]) -> str:
     return f"{m.group('before')}{read_number(value)}{m.group('after')}"
 
 
+def _ordinal_word(n: int) -> str:
+    return {1: "nhất", 4: "tư"}.get(n, read_number(n))
+
+
+def _roman_after_word(m: re.Match[str]) -> str:
+    """'lần thứ IV' -> lần thứ tư; 'báo động II' -> báo động hai; 'Quý II/2023' -> ... năm ..."""
+    value = roman_to_int(m.group("roman"))
+    before = _word_before(m, _ROMAN_BEFORE)
+    if value is None or before is None:
+        return m.group(0)
+    ordinal = before.group(0).rstrip().lower().endswith("thứ")
+    spoken = _ordinal_word(value) if ordinal else read_number(value)
+    year = m.group("year")
+    return spoken + (f" năm {read_number(int(year))}" if year else "")
+
+
 def _ordinal(m: re.Match[str]) -> str:
-    n = int(m.group(2))
-    return f"{m.group(1)} " + {1: "nhất", 4: "tư"}.get(n, read_number(n))
+    return f"{m.group(1)} " + _ordinal_word(int(m.group(2)))
 
 
 def _unit(m: re.Match[str]) -> str:
@@ -333,9 +506,24 @@ _DOCUMENT = re.compile(
 )
 
 _PASSES: list[tuple[re.Pattern[str], Rewrite | str]] = [
+    # Emergency numbers in a list ('113, 114, 115'), after a word of calling ('gọi ngay
+    # 115', 'số khẩn cấp 114'), or with their service ('113 (công an)'): digit by digit.
+    (
+        re.compile(
+            rf"(?<![\d.,]){EMERGENCY}(?:\s*(?:,|và|hoặc|hay)\s*{EMERGENCY})+(?![\d]|[.,]\d)"
+        ),
+        _emergency_list,
+    ),
+    (
+        re.compile(
+            rf"(?i)(?<!\w)((?:{SERVICE_WORDS})(?:\s+(?:ngay|cho|tới|đến|về|số))*:?\s+)"
+            rf"({EMERGENCY})(?![\d]|[.,]\d)"
+        ),
+        _phone,
+    ),
     # Phone, hotline and service numbers, digit by digit.
     (
-        re.compile(rf"(?<!\w)({PHONE_WORDS})(?::|\s)*(\(?\+?\d[\d .\-()]*\d|\d)(?![\d,])"),
+        re.compile(rf"(?<!\w)({PHONE_WORDS})(?::|\s)*(\(?\+?\d[\d .\-()]*\d|\d)(?!\d|,\d)"),
         _phone,
     ),
     (
@@ -346,9 +534,21 @@ _PASSES: list[tuple[re.Pattern[str], Rewrite | str]] = [
         _phone,
     ),
     # Emergency numbers written with their service: '113 (công an)'.
-    (re.compile(r"()\b(11[1-5])\b(?=\s*\()"), _phone),
+    (re.compile(rf"()\b({EMERGENCY})\b(?=\s*\()"), _phone),
     # Dates written with dashes become slashes, so a dash can mean a range.
     (re.compile(r"\b(\d{1,2})-(\d{1,2})-(\d{4})\b"), r"\1/\2/\3"),
+    # A range of days in one month: 'ngày 26 - 27/6/2025'.
+    (
+        re.compile(r"(?<![\d.,/])(\d{1,2})\s*[-–—]\s*(\d{1,2})/(\d{1,2})(?:/(\d{4}))?\b(?!/)"),
+        _day_range,
+    ),
+    # Wind force ranges repeat the word: 'cấp 9 - 10' -> cấp chín đến cấp mười.
+    (re.compile(r"(?i)\b(cấp)\s+(\d{1,2})\s*[-–—]\s*(?=\d{1,2}\b)"), r"\1 \2 đến \1 "),
+    # A quarter or period of a year: 'Quý 2/2023' -> quý hai năm hai nghìn ...
+    (
+        re.compile(r"(?i)\b(quý|đợt|kỳ)\s+(\d{1,2})/(\d{4})\b"),
+        lambda m: f"{m.group(1)} {read_number(int(m.group(2)))} năm {read_number(int(m.group(3)))}",
+    ),
     # Ranges: '2021 - 2025', '7h30-11h', '35-37°C', 'tháng 5 - tháng 6'.
     (re.compile(r"(?:(?<=\d)|(?<=\dh))\s*[-–—]\s*(?=\d)"), " đến "),
     (re.compile(r"(?<=\d)\s+[-–—]\s+(?=(?:tháng|ngày|năm)\s+\d)"), " đến "),
@@ -404,11 +604,8 @@ _PASSES: list[tuple[re.Pattern[str], Rewrite | str]] = [
     ),
     # Ratios, ranks and fractions: '16/63' -> trên; 'khoảng 2/3 số hộ' -> phần.
     (
-        re.compile(
-            r"(?P<before>(?i:khoảng|gần|hơn|chiếm|bằng)\s+)?(?<![\d/])(?P<a>\d+)/(?P<b>\d+)"
-            r"(?![\d/])(?P<after>(?=\s+số\b))?"
-        ),
-        lambda m: (m.group("before") or "") + _ratio(m),
+        re.compile(rf"(?<![\d/.,])(?P<a>{_INTEGER})/(?P<b>{_INTEGER})(?![\d/])"),
+        _ratio,
     ),
     # Roman numerals: headings 'III. ...' and after words such as 'phần', 'lần thứ'.
     (
@@ -416,20 +613,13 @@ _PASSES: list[tuple[re.Pattern[str], Rewrite | str]] = [
         _roman,
     ),
     (
-        re.compile(
-            rf"(?i)(?P<before>\b(?:{ROMAN_WORDS})\s+)(?-i:(?P<roman>[IVXLCDM]+))(?P<after>\b)"
-        ),
-        _roman,
+        re.compile(r"(?<=\s)(?P<roman>[IVXLCDM]+)\b(?:/(?P<year>\d{4})\b)?"),
+        _roman_after_word,
     ),
-    # Letters with numbers: 'U13' -> u mười ba, '5K' -> năm ca, 'F0' -> ép không.
-    (
-        re.compile(r"\b([A-ZĐ])(\d{1,3})\b"),
-        lambda m: f" {spell(m.group(1))} {read_number(int(m.group(2)))} ",
-    ),
-    (
-        re.compile(r"\b(\d{1,3})([A-ZĐ])\b"),
-        lambda m: f" {read_number(int(m.group(1)))} {spell(m.group(2))} ",
-    ),
+    # A word over a number: 'nam/100 nữ', 'miligam/1 lít khí thở' -> trên.
+    (re.compile(r"(?<=[^\W\d])\s*/\s*(?=\d)"), " trên "),
+    # Letters with numbers: 'U13' -> u mười ba, '5K' -> năm ca, 'H5N1' -> hát năm nờ một.
+    (re.compile(r"(?<![\w.,])[A-ZĐ\d]*(?:[A-ZĐ]\d|\d[A-ZĐ])[A-ZĐ\d]*(?!\w)"), _code),
     # A version number: 'công nghiệp 4.0' -> bốn chấm không.
     (
         re.compile(r"(?<![\d.,])(\d{1,2})\.(\d)(?![\d.,])"),
@@ -458,17 +648,19 @@ _CLEANUP: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"[ \t]+"), " "),
 ]
 
-_CAPS_WITHOUT_VOWEL = re.compile(r"(?<![\w/])([B-DF-HJ-NP-TV-XZĐ]{2,6})(?![\w/])")
-
 
 @lru_cache(maxsize=32)
 def _lexicon_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(r"(?<![\w/])(" + "|".join(re.escape(k) for k in keys) + r")(?![\w/])")
+    # An abbreviation may be glued to a number: 'QL45' -> quốc lộ 45, 'BĐ3' -> báo động 3.
+    # Longest first; the first-letter look-ahead skips most positions cheaply.
+    first = "".join(sorted({re.escape(k[0]) for k in keys if k}))
+    alternatives = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True) if k)
+    return re.compile(rf"(?<![\w/])(?=[{first}])({alternatives})(?=\d|(?![\w/]))")
 
 
 def _expand(text: str, words: Mapping[str, str]) -> str:
     """Expand abbreviations; '(BCĐ)' right after 'Ban Chỉ đạo' is dropped, not read twice."""
-    pattern = _lexicon_pattern(tuple(sorted(words, key=len, reverse=True)))
+    pattern = _lexicon_pattern(tuple(words))
 
     def rewrite(m: re.Match[str]) -> str:
         spoken = words[m.group(1)]
@@ -476,7 +668,7 @@ def _expand(text: str, words: Mapping[str, str]) -> str:
         opened = text[start - 1 : start] == "(" and text[m.end() : m.end() + 1] == ")"
         if opened and text[: start - 1].rstrip().lower().endswith(spoken.lower()):
             return ""
-        return spoken
+        return spoken + " " if text[m.end() : m.end() + 1].isdigit() else spoken
 
     return pattern.sub(rewrite, text)
 
@@ -488,7 +680,7 @@ def normalize_line(line: str, lexicon: Mapping[str, str] | None = None) -> str:
     text = _expand(_DOCUMENT.sub(_document, text), words)
     for pattern, rewrite in _PASSES:
         text = pattern.sub(rewrite, text)
-    text = _CAPS_WITHOUT_VOWEL.sub(lambda m: spell(m.group(1)), text)
+    text = _CAPS.sub(_caps, text)
     for pattern, replacement in _CLEANUP:
         text = pattern.sub(replacement, text)
     return text.strip().lower()

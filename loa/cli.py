@@ -169,11 +169,37 @@ def agent(server: str, token: str, cache: Path | None, sink: Path | None) -> Non
     sys.exit(runner.run())
 
 
+def _centre_lexicon(settings: Settings) -> dict[str, str] | None:
+    """The centre's own words (the panel's Từ điển) when the data directory has a migrated
+    database; None, creating and migrating nothing, when it has not."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from scheduler import lexicon
+    from scheduler.db import make_engine, make_session_factory
+
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            return lexicon.as_mapping(session) or None
+    except SQLAlchemyError:
+        return None  # no schema yet, or no database to reach
+    finally:
+        engine.dispose()
+
+
 @main.command("normalize")
 def normalize_cmd() -> None:
-    """Read Vietnamese text on stdin, write its spoken form line for line."""
+    """Read Vietnamese text on stdin, write its spoken form line for line (with the
+    centre's lexicon when the data directory has a database)."""
+    try:
+        words = _centre_lexicon(load_settings())
+    except SettingsError:
+        words = None
     for line in sys.stdin:
-        click.echo(normalize_line(line.rstrip("\n")))
+        click.echo(normalize_line(line.rstrip("\n"), words))
 
 
 @main.command()
@@ -196,7 +222,12 @@ def say(engine: str | None, voice: str, speed: float, out: Path, title: str, tex
     )
     try:
         speech = renderer.render(
-            text, title=title, engine=engine or settings.tts_engine, voice=voice, speed=speed
+            text,
+            title=title,
+            engine=engine or settings.tts_engine,
+            voice=voice,
+            speed=speed,
+            lexicon=_centre_lexicon(settings),
         )
     except (RenderError, TtsError) as exc:
         raise CliError(str(exc)) from exc
