@@ -428,7 +428,10 @@ def _phone(m: re.Match[str]) -> str:
 
 
 def _emergency_list(m: re.Match[str]) -> str:
-    return " " + ", ".join(read_digits(n) for n in re.findall(r"\d+", m.group(0))) + " "
+    """'113, 114 và 115' digit by digit, joined as written (a comma, và, hoặc, hay)."""
+    parts = re.split(r"\s*(,|và|hoặc|hay)\s*", m.group(0))
+    words = [read_digits(p) if p.isdigit() else p for p in parts]
+    return " " + " ".join(words).replace(" ,", ",") + " "
 
 
 _FRACTION_BEFORE = re.compile(rf"(?i)(?<!\w)(?:{FRACTION_BEFORE})\s+$")
