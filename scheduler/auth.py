@@ -6,14 +6,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from scheduler.errors import Forbidden, InvalidInput, Unauthorized
-from scheduler.models import ApiToken, Area, Endpoint, Role, User
+from scheduler.models import ApiToken, Area, Endpoint, LoginAttempt, Role, User
 
 MANAGERS = (Role.ADMIN, Role.CENTRE)
 APPROVERS = (Role.ADMIN, Role.CENTRE, Role.APPROVER)
@@ -147,3 +147,43 @@ def login(session: Session, username: str, password: str) -> User | None:
     if user is None or not check_password(password, user.password_hash):
         return None
     return user
+
+
+# Password guessing: LOGIN_LIMIT failures for one username, or from one client address,
+# within LOGIN_WINDOW refuse every login for LOGIN_WINDOW after the last of them.
+LOGIN_LIMIT = 5
+LOGIN_WINDOW = timedelta(minutes=15)
+
+
+def login_key(username: str) -> str:
+    return username.strip().lower()[:120]
+
+
+def login_locked_until(
+    session: Session, username: str, address: str, now: datetime
+) -> datetime | None:
+    """When logins for this username or from this address may be tried again, if locked."""
+    until: datetime | None = None
+    for column, value in ((LoginAttempt.username, login_key(username)),
+                          (LoginAttempt.address, address[:64])):  # fmt: skip
+        times = list(
+            session.scalars(
+                select(LoginAttempt.at)
+                .where(column == value, LoginAttempt.at > now - 2 * LOGIN_WINDOW)
+                .order_by(LoginAttempt.at)
+            )
+        )
+        for first, last in zip(times, times[LOGIN_LIMIT - 1 :], strict=False):
+            if last - first <= LOGIN_WINDOW and last + LOGIN_WINDOW > now:
+                until = max(until or now, last + LOGIN_WINDOW)
+    return until
+
+
+def note_login(session: Session, username: str, address: str, ok: bool, now: datetime) -> None:
+    """Count a failed login; a successful one clears the username's count."""
+    key = login_key(username)
+    if ok:
+        session.execute(delete(LoginAttempt).where(LoginAttempt.username == key))
+        return
+    session.execute(delete(LoginAttempt).where(LoginAttempt.at <= now - 2 * LOGIN_WINDOW))
+    session.add(LoginAttempt(at=now, username=key, address=address[:64]))

@@ -504,3 +504,15 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(32))  # bulletin, placement, broadcast, ...
     target_id: Mapped[int | None] = mapped_column(BigInteger)
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class LoginAttempt(Base):
+    """A failed panel login, counted per username and per client address to slow password
+    guessing; in the database so that every `loa web` process sees the same counts."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    username: Mapped[str] = mapped_column(String(120), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)

@@ -169,9 +169,9 @@ def test_a_newcomer_schedules_a_bulletin_in_the_panel_and_sees_it_played(demo: S
 
     def post(path: str, **form: Any) -> str:
         page = web.get(demo.url + "/login", timeout=10).text
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
         assert csrf
-        r = web.post(demo.url + path, data={**form, "csrf": csrf.group(1)}, timeout=60)
+        r = web.post(demo.url + path, data={**form, "csrf_token": csrf.group(1)}, timeout=60)
         assert r.status_code == 200, r.text
         return r.text
 

@@ -18,13 +18,13 @@ class Panel:
 
     def csrf(self) -> str:
         page = self.client.get("/login").get_data(as_text=True)
-        match = re.search(r'name="csrf" value="([^"]+)"', page)
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page)
         assert match
         return match.group(1)
 
     def login(self, username: str, password: str) -> str:
         r = self.client.post(
-            "/login", data={"username": username, "password": password, "csrf": self.csrf()},
+            "/login", data={"username": username, "password": password, "csrf_token": self.csrf()},
             follow_redirects=True,
         )  # fmt: skip
         return r.get_data(as_text=True)
@@ -35,7 +35,7 @@ class Panel:
         return r.get_data(as_text=True)
 
     def post(self, path: str, data: dict[str, object]) -> str:
-        r = self.client.post(path, data={**data, "csrf": self.csrf()}, follow_redirects=True)
+        r = self.client.post(path, data={**data, "csrf_token": self.csrf()}, follow_redirects=True)
         assert r.status_code == 200, r.get_data(as_text=True)
         return r.get_data(as_text=True)
 
@@ -174,13 +174,13 @@ def test_a_form_without_its_csrf_token_is_refused(panel: Panel) -> None:
 def test_login_returns_to_the_page_asked_for_but_never_to_another_site(panel: Panel) -> None:
     r = panel.client.post(
         "/login?next=/log",
-        data={"username": "admin", "password": "loa-admin", "csrf": panel.csrf()},
+        data={"username": "admin", "password": "loa-admin", "csrf_token": panel.csrf()},
     )
     assert r.headers["Location"] == "/log"
-    panel.client.post("/logout", data={"csrf": panel.csrf()})
+    panel.client.post("/logout", data={"csrf_token": panel.csrf()})
     r = panel.client.post(
         "/login?next=//evil.example/x",
-        data={"username": "admin", "password": "loa-admin", "csrf": panel.csrf()},
+        data={"username": "admin", "password": "loa-admin", "csrf_token": panel.csrf()},
     )
     assert r.headers["Location"] == "/"
 

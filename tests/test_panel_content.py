@@ -28,7 +28,7 @@ class Browser(Panel):
         multipart = any(isinstance(v, tuple) for v in data.values())
         return self.client.post(
             path,
-            data={**data, "csrf": self.csrf()},
+            data={**data, "csrf_token": self.csrf()},
             content_type="multipart/form-data" if multipart else None,
             follow_redirects=True,
         )

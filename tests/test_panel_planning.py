@@ -167,7 +167,7 @@ def test_a_bad_form_keeps_what_was_typed_and_says_what_is_wrong(
         "rule": "slots", "slots": [morning], "from": "2026-12-05", "to": "2026-12-01",
         "weekdays": ["1", "3"],
     }  # fmt: skip
-    r = panel.client.post("/plan/new", data={**typed, "csrf": panel.csrf()})
+    r = panel.client.post("/plan/new", data={**typed, "csrf_token": panel.csrf()})
     page = r.get_data(as_text=True)
     assert r.status_code == 422
     assert "Ngày kết thúc đứng trước ngày bắt đầu." in page
@@ -179,11 +179,11 @@ def test_a_bad_form_keeps_what_was_typed_and_says_what_is_wrong(
     assert 'value="priority" selected' in page
     r = panel.client.post(
         "/plan/new",
-        data={**typed, "rule": "once", "once_at": "2026-11-25T06:00", "csrf": panel.csrf()},
+        data={**typed, "rule": "once", "once_at": "2026-11-25T06:00", "csrf_token": panel.csrf()},
     )
     page = r.get_data(as_text=True)
     assert "Thời điểm đã qua." in page and 'value="2026-11-25T06:00"' in page
-    r = panel.client.post("/plan/new", data={**typed, "communes": [], "csrf": panel.csrf()})
+    r = panel.client.post("/plan/new", data={**typed, "communes": [], "csrf_token": panel.csrf()})
     assert "Hãy chọn ít nhất một xã." in r.get_data(as_text=True)
     assert broadcasts(loa) == 0
 

@@ -134,7 +134,7 @@ def test_the_centre_removes_a_device_and_its_token_stops_working(
     assert "Gỡ thiết bị" not in panel.get("/endpoints")
     page = panel.post(f"/endpoints/{made['id']}/remove", {})
     assert "Bạn không có quyền làm việc này." in page
-    panel.client.post("/logout", data={"csrf": panel.csrf()})
+    panel.client.post("/logout", data={"csrf_token": panel.csrf()})
 
     panel.login("trungtam", "loa-trungtam")
     page = panel.get("/endpoints")

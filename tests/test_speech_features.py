@@ -118,7 +118,7 @@ def test_the_panel_imports_a_document_and_shows_its_spoken_text(panel: Panel) ->
     docx = (DATA / "ke-hoach-tuyen-truyen-cchc-2021.docx").read_bytes()
     r = panel.client.post(
         "/bulletins/import",
-        data={"document": (io.BytesIO(docx), "ke-hoach.docx"), "csrf": panel.csrf()},
+        data={"document": (io.BytesIO(docx), "ke-hoach.docx"), "csrf_token": panel.csrf()},
         content_type="multipart/form-data", follow_redirects=True,
     )  # fmt: skip
     page = r.get_data(as_text=True)
@@ -132,14 +132,14 @@ def test_jingles_are_uploaded_matched_and_framing_the_speech(
     r = panel.client.post(
         "/jingles",
         data={"name": "Nhạc hiệu", "file": (io.BytesIO(tone(tmp_path)), "t.mp3"),
-              "csrf": panel.csrf()},
+              "csrf_token": panel.csrf()},
         content_type="multipart/form-data", follow_redirects=True,
     )  # fmt: skip
     assert "Đã thêm nhạc hiệu" in r.get_data(as_text=True)
     bad = panel.client.post(
         "/jingles",
         data={"name": "Rác", "file": (io.BytesIO(b"garbage"), "x.mp3"),
-              "csrf": panel.csrf()},
+              "csrf_token": panel.csrf()},
         content_type="multipart/form-data", follow_redirects=True,
     )  # fmt: skip
     assert "Tệp nhạc hiệu không phải âm thanh hợp lệ." in bad.get_data(as_text=True)

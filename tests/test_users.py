@@ -104,7 +104,7 @@ def test_the_panel_creates_an_operator_with_communes_and_keeps_a_failed_form(
     r = client.post(
         "/users",
         data={"username": "thieu", "display_name": "Thiếu xã", "password": "mat-khau-1",
-              "role": "operator", "csrf": panel.csrf()},
+              "role": "operator", "csrf_token": panel.csrf()},
     )  # fmt: skip
     html = r.get_data(as_text=True)
     assert r.status_code == 422 and "Cán bộ xã cần được giao ít nhất một xã." in html

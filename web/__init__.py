@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -36,6 +38,9 @@ class IdConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+SESSION_LIFETIME = timedelta(hours=12)
+
+
 def create_app(loa: Loa) -> Flask:
     app = Flask(__name__)
     app.url_map.converters["int"] = IdConverter  # before any route is added
@@ -44,6 +49,10 @@ def create_app(loa: Loa) -> Flask:
         MAX_CONTENT_LENGTH=4 * 1024 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # Sent over HTTPS only when the panel is reached over HTTPS (LOA_PUBLIC_URL).
+        SESSION_COOKIE_SECURE=(loa.settings.public_url or "").startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,  # a login lasts a working day
+        WTF_CSRF_TIME_LIMIT=int(SESSION_LIFETIME.total_seconds()),  # a form open as long
         LOA_LANGUAGE=loa.settings.language,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -67,6 +76,11 @@ def create_app(loa: Loa) -> Flask:
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+    # After auth.init_app, so a refused form's 400 page knows the user's language.
+    csrf = CSRFProtect(app)
+    for name, registered in app.blueprints.items():
+        if name.split(".")[0] in ("api", "public"):  # bearer tokens, or nothing to post
+            csrf.exempt(registered)
     app.register_error_handler(HTTPException, http_error)
     return app
 

@@ -1,16 +1,15 @@
-"""Panel login with users from the database; a CSRF token guards every form."""
+"""Panel login with users from the database, rate-limited against password guessing.
+Every form carries Flask-WTF's CSRF token (`{{ csrf_token() }}`, see web/__init__.py)."""
 
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from flask import (
     Blueprint,
     Flask,
-    abort,
     flash,
     g,
     redirect,
@@ -24,18 +23,12 @@ from werkzeug.wrappers import Response
 from scheduler import auth as domain_auth
 from scheduler.auth import MANAGERS, Actor
 from scheduler.models import User
-from web.common import loa
-from web.i18n import CATALOGS, translate
+from web.common import loa, local
+from web.i18n import LANGUAGES, translate
 
 bp = Blueprint("auth", __name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return cast(str, session["csrf"])
 
 
 def load_user() -> None:
@@ -50,13 +43,6 @@ def load_user() -> None:
             g.user_language = user.language
             g.actor = domain_auth.user_actor(user)
             _ = user.commune.name if user.commune else None
-
-
-def check_csrf() -> None:
-    if request.method == "POST" and not request.path.startswith("/api/"):
-        sent = request.form.get("csrf", "")
-        if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
-            abort(400, "The form expired; reload the page and try again.")
 
 
 def login_required(view: F) -> F:
@@ -81,22 +67,30 @@ def template_flags() -> dict[str, bool]:
 
 def init_app(app: Flask) -> None:
     app.before_request(load_user)
-    app.before_request(check_csrf)
     app.context_processor(template_flags)
-    app.jinja_env.globals.update(csrf_token=csrf_token)
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> str | Response:
+def login() -> str | Response | tuple[str, int]:
     if request.method == "POST":
+        username, address = request.form.get("username", ""), request.remote_addr or ""
+        now = loa().now()
         with loa().transaction() as db:
-            user = domain_auth.login(
-                db, request.form.get("username", ""), request.form.get("password", "")
-            )
-            user_id = user.id if user else None
+            until = domain_auth.login_locked_until(db, username, address, now)
+            if until is not None:
+                user_id = None
+            else:
+                user = domain_auth.login(db, username, request.form.get("password", ""))
+                user_id = user.id if user else None
+                domain_auth.note_login(db, username, address, user_id is not None, now)
+        if until is not None:  # the password is not even checked
+            text = translate("Too many failed logins. Try again after {time}.")
+            flash(text.format(time=local(until, "%H:%M")), "error")
+            return render_template("login.html"), 429
         if user_id is not None:
             lang = session.get("lang")
             session.clear()
+            session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
             session["user_id"] = user_id
             if lang:
                 session["lang"] = lang
@@ -118,7 +112,7 @@ def logout() -> Response:
 
 @bp.get("/lang/<code>")
 def set_language(code: str) -> Response:
-    if code in CATALOGS:
+    if code in LANGUAGES:
         session["lang"] = code
     target = request.referrer or url_for("today.index")
     return redirect(target)

@@ -279,10 +279,14 @@ class Panel:
         try:
             form = await conn.request("GET", "/login", timeout=timeout)
             self.cookies.update(form.cookies)
-            found = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            found = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
             if form.status != 200 or found is None:
                 raise BenchError(f"GET /login: HTTP {form.status}, no CSRF field")
-            fields = {"csrf": found.group(1), "username": PANEL_USER, "password": PANEL_PASSWORD}
+            fields = {
+                "csrf_token": found.group(1),
+                "username": PANEL_USER,
+                "password": PANEL_PASSWORD,
+            }
             headers = {**self._headers(), "Content-Type": "application/x-www-form-urlencoded"}
             done = await conn.request(
                 "POST", "/login", headers, urlencode(fields).encode(), timeout
