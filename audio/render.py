@@ -91,6 +91,11 @@ class Renderer:
         self.pause_ms = pause_ms
 
     @property
+    def engine_names(self) -> list[str]:
+        """The engine chains this server can use: auto, then each configured engine."""
+        return ["auto", *(name for name in ENGINE_CHAINS if name in self.engines)]
+
+    @property
     def voices(self) -> list[str]:
         return sorted({v for e in self.engines.values() for v in e.voices})
 
@@ -226,9 +231,14 @@ class Renderer:
         return speech
 
 
-def default_engines(gtts_timeout: float, piper_model: Path | None = None) -> dict[str, Engine]:
-    """gTTS and espeak-ng, and piper when the administrator gave a voice model."""
-    engines: dict[str, Engine] = {"gtts": GttsEngine(gtts_timeout), "espeak": EspeakEngine()}
+def default_engines(
+    gtts_timeout: float, piper_model: Path | None = None, *, online: bool = True
+) -> dict[str, Engine]:
+    """gTTS (unless `online` is off: the district does not send text to an outside
+    service), espeak-ng, and piper when the administrator gave a voice model."""
+    engines: dict[str, Engine] = {"espeak": EspeakEngine()}
+    if online:
+        engines["gtts"] = GttsEngine(gtts_timeout)
     if piper_model is not None:
         engines["piper"] = PiperEngine(piper_model)
     return engines

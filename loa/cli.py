@@ -216,7 +216,7 @@ def say(engine: str | None, voice: str, speed: float, out: Path, title: str, tex
         text = sys.stdin.read()
     renderer = Renderer(
         settings.audio_dir,
-        default_engines(settings.gtts_timeout, settings.piper_model),
+        default_engines(settings.gtts_timeout, settings.piper_model, online=settings.online_speech),
         max_chars=settings.max_chars,
         pause_ms=settings.paragraph_pause_ms,
     )

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import IO
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, object_session, selectinload
+from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from scheduler.auth import Actor
 from scheduler.errors import InvalidInput
-from scheduler.models import Area, Broadcast, Bulletin, Delivery, Role, Status, User
+from scheduler.models import (
+    Area,
+    AudioAsset,
+    Broadcast,
+    Bulletin,
+    Delivery,
+    Role,
+    Status,
+    User,
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ def filter_from_query(tz: ZoneInfo, args: Mapping[str, str]) -> LogFilter:
 
 
 def _query(actor: Actor, f: LogFilter, deliveries: bool = True) -> Select[Broadcast]:
-    q = (
+    q: Select[Broadcast] = restrict(
         select(Broadcast)
         .join(Broadcast.commune)
         .join(Broadcast.bulletin)
@@ -85,10 +94,18 @@ def _query(actor: Actor, f: LogFilter, deliveries: bool = True) -> Select[Broadc
             selectinload(Broadcast.bulletin),
             selectinload(Broadcast.audio),
         )
-        .order_by(Broadcast.scheduled_at, Area.code, Broadcast.id)
+        .order_by(Broadcast.scheduled_at, Area.code, Broadcast.id),
+        actor,
+        f,
     )
     if deliveries:
         q = q.options(selectinload(Broadcast.deliveries).selectinload(Delivery.endpoint))
+    return q
+
+
+def restrict(q: Any, actor: Actor, f: LogFilter) -> Any:
+    """`q` limited to the filter and the actor (joined to the commune to filter by its
+    code, to the bulletin to filter by topic)."""
     if actor.role == Role.OPERATOR:
         q = q.where(Broadcast.commune_id.in_(actor.communes))
     if f.start is not None:
@@ -104,10 +121,28 @@ def _query(actor: Actor, f: LogFilter, deliveries: bool = True) -> Select[Broadc
     return q
 
 
-def query(session: Session, actor: Actor, f: LogFilter, deliveries: bool = True) -> list[Broadcast]:
+def query(
+    session: Session,
+    actor: Actor,
+    f: LogFilter,
+    deliveries: bool = True,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[Broadcast]:
     """The as-run rows; `deliveries=False` when the caller shows broadcasts only (a
-    district's day is thousands of deliveries)."""
-    return list(session.scalars(_query(actor, f, deliveries)))
+    district's day is thousands of deliveries); `offset` and `limit`: one page."""
+    return list(session.scalars(_query(actor, f, deliveries).offset(offset).limit(limit)))
+
+
+def count(session: Session, actor: Actor, f: LogFilter) -> int:
+    """How many broadcasts the filter gives `actor` (counted in the database)."""
+    q = select(func.count(Broadcast.id))
+    if f.commune_code:
+        q = q.join(Broadcast.commune)
+    if f.topic:
+        q = q.join(Broadcast.bulletin)
+    return session.scalar(restrict(q, actor, f)) or 0
 
 
 def local_iso(moment: datetime | None, tz: ZoneInfo) -> str | None:
@@ -230,56 +265,110 @@ def reason(b: Broadcast, lang: str = "vi") -> str:
     return label(REASON_VI, text, lang)
 
 
+def reason_column() -> ColumnElement[str | None]:
+    """`reason` in SQL: the operator's word, else its first device error (as above)."""
+    device = (
+        select(Delivery.error)
+        .where(
+            Delivery.broadcast_id == Broadcast.id,
+            Delivery.error.is_not(None),
+            Delivery.error != "",
+            Delivery.status != Status.PLAYED,
+        )
+        .order_by(Delivery.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return case(
+        ((Broadcast.reason.is_not(None)) & (Broadcast.reason != ""), Broadcast.reason),
+        (Broadcast.status.in_(NOT_AIRED), device),
+        else_=None,
+    )
+
+
+def _aired(status: str, started: datetime | None, finished: datetime | None, audio: float) -> float:
+    if status not in (Status.PLAYED, Status.PARTIAL, Status.INTERRUPTED):
+        return 0.0
+    if started and finished and finished > started:
+        return (finished - started).total_seconds()
+    return 0.0 if status == Status.INTERRUPTED else audio
+
+
 def aired_seconds(b: Broadcast) -> float:
     """How long a broadcast was on air: its proof's start to end, else its audio's length."""
-    if b.status not in (Status.PLAYED, Status.PARTIAL, Status.INTERRUPTED):
-        return 0.0
-    if b.started_at and b.finished_at and b.finished_at > b.started_at:
-        return (b.finished_at - b.started_at).total_seconds()
-    return 0.0 if b.status == Status.INTERRUPTED else b.audio.duration_seconds
+    return _aired(b.status, b.started_at, b.finished_at, b.audio.duration_seconds)
 
 
-def export_row(b: Broadcast, tz: ZoneInfo, names: Mapping[str, str], lang: str) -> list[object]:
-    """One broadcast in the export's columns: local (naive) datetimes, minutes, labels."""
+def export_query(actor: Actor, f: LogFilter) -> Select[Any]:
+    """The export's facts of each broadcast as flat rows (no ORM objects: a province's
+    year is 400,000 broadcasts), in the log's order."""
+    q = (
+        select(
+            Broadcast.id,
+            Area.code.label("commune_code"),
+            Area.name.label("commune"),
+            Broadcast.bulletin_id,
+            Bulletin.title,
+            Bulletin.topic,
+            Bulletin.kind,
+            Broadcast.priority,
+            Broadcast.scheduled_at,
+            Broadcast.status,
+            Broadcast.started_at,
+            Broadcast.finished_at,
+            AudioAsset.duration_seconds,
+            Broadcast.confirmation,
+            Broadcast.confirmed_by,
+            reason_column().label("reason"),
+        )
+        .join(Broadcast.commune)
+        .join(Broadcast.bulletin)
+        .join(Broadcast.audio)
+        .order_by(Broadcast.scheduled_at, Area.code, Broadcast.id)
+    )
+    out: Select[Any] = restrict(q, actor, f)
+    return out
+
+
+def export_row(r: Any, tz: ZoneInfo, names: Mapping[str, str], lang: str) -> list[object]:
+    """One row of export_query in the export's columns: local (naive) datetimes, minutes,
+    labels."""
 
     def when(moment: datetime | None) -> datetime | None:
         return moment.astimezone(tz).replace(tzinfo=None) if moment else None
 
-    values: dict[str, object] = {
-        "id": b.id,
-        "commune_code": b.commune.code,
-        "commune": b.commune.name,
-        "bulletin_id": b.bulletin_id,
-        "title": b.bulletin.title,
-        "topic": b.bulletin.topic,
-        "kind": label(KIND_VI, b.bulletin.kind, lang),
-        "priority": label(PRIORITY_VI, b.priority, lang),
-        "scheduled_at": when(b.scheduled_at),
-        "status": label(STATUS_VI, b.status, lang),
-        "started_at": when(b.started_at),
-        "finished_at": when(b.finished_at),
-        "lateness_seconds": lateness_seconds(b),
-        "duration_minutes": round(b.audio.duration_seconds / 60, 2),
-        "aired_minutes": round(aired_seconds(b) / 60, 2),
-        "confirmation": label(CONFIRMATION_VI, b.confirmation, lang),
-        "confirmed_by": actor_name(b.confirmed_by, names, lang),
-        "reason": reason(b, lang),
-    }
-    return [values[key] for key, _, _ in COLUMNS]
+    late = round((r.started_at - r.scheduled_at).total_seconds(), 3) if r.started_at else None
+    aired = _aired(r.status, r.started_at, r.finished_at, r.duration_seconds)
+    return [
+        r.id,
+        r.commune_code,
+        r.commune,
+        r.bulletin_id,
+        r.title,
+        r.topic,
+        label(KIND_VI, r.kind, lang),
+        label(PRIORITY_VI, r.priority, lang),
+        when(r.scheduled_at),
+        label(STATUS_VI, r.status, lang),
+        when(r.started_at),
+        when(r.finished_at),
+        late,
+        round(r.duration_seconds / 60, 2),
+        round(aired / 60, 2),
+        label(CONFIRMATION_VI, r.confirmation, lang),
+        actor_name(r.confirmed_by, names, lang),
+        label(REASON_VI, r.reason, lang),
+    ]  # in the order of COLUMNS
 
 
 def export_rows(
-    broadcasts: Iterable[Broadcast], tz: ZoneInfo, lang: str = "vi"
-) -> list[list[object]]:
-    """The broadcasts in the export's columns (people's names looked up once)."""
-    rows: list[list[object]] = []
-    names: dict[str, str] | None = None
-    for b in broadcasts:
-        if names is None:
-            session = object_session(b)
-            names = user_names(session) if session is not None else {}
-        rows.append(export_row(b, tz, names, lang))
-    return rows
+    session: Session, actor: Actor, f: LogFilter, tz: ZoneInfo, lang: str = "vi"
+) -> Iterator[list[object]]:
+    """The filter's broadcasts in the export's columns, streamed in batches."""
+    names = user_names(session)
+    rows = session.execute(export_query(actor, f).execution_options(yield_per=2000))
+    for r in rows:
+        yield export_row(r, tz, names, lang)
 
 
 def write_rows(rows: Iterable[list[object]], out: IO[str], lang: str = "vi") -> int:
@@ -293,9 +382,3 @@ def write_rows(rows: Iterable[list[object]], out: IO[str], lang: str = "vi") -> 
         )
         count += 1
     return count
-
-
-def write_csv(broadcasts: Iterable[Broadcast], out: IO[str], tz: ZoneInfo, lang: str = "vi") -> int:
-    """Write the as-run CSV, one row per broadcast, in `lang` (vi, en); returns the row
-    count. The caller adds the UTF-8 BOM (Excel then opens Vietnamese correctly)."""
-    return write_rows(export_rows(broadcasts, tz, lang), out, lang)

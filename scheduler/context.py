@@ -69,7 +69,10 @@ class Loa:
 def make_renderer(settings: Settings, engines: dict[str, TtsEngine] | None = None) -> Renderer:
     return Renderer(
         settings.audio_dir,
-        engines or default_engines(settings.gtts_timeout, settings.piper_model),
+        engines
+        or default_engines(
+            settings.gtts_timeout, settings.piper_model, online=settings.online_speech
+        ),
         max_chars=settings.max_chars,
         pause_ms=settings.paragraph_pause_ms,
     )

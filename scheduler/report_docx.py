@@ -18,14 +18,13 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Mm, Pt, RGBColor
 
-from scheduler.reports import TOPIC_NAMES, Report, Tally, vi_date
+from scheduler.reports import MISSED_LIMIT, TOPIC_NAMES, Report, Tally, vi_date
 from scheduler.settings import ReportSettings
 
 FONT = "Times New Roman"
 BLACK = RGBColor(0, 0, 0)
 BODY_PT = 14
 TABLE_PT = 12
-MISSED_LIMIT = 50  # rows of the missed-broadcasts table; the rest is counted
 TEXT_WIDTH_CM = 16.5  # A4 210 mm - 30 mm - 15 mm
 CENTER = WD_ALIGN_PARAGRAPH.CENTER
 NUMBERS = ("Theo lịch", "Đã phát", "Một phần", "Không phát", "Số phút")
@@ -231,7 +230,7 @@ def _results(doc: Any, report: Report) -> None:
     ]
     head = ["STT", "Thời gian", "Xã, thị trấn", "Bản tin", "Tình trạng", "Lý do"]
     _table(doc, head, rows, [1.3, 2.6, 3.0, 3.6, 2.2, 3.8], 6, False)
-    rest = len(report.missed) - MISSED_LIMIT
+    rest = report.not_aired - MISSED_LIMIT
     if rest > 0:
         _para(doc, f"… và {vi_number(rest)} buổi khác (chi tiết trong tệp Excel nhật ký phát).",
               indent=True)  # fmt: skip

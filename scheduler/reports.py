@@ -7,18 +7,28 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import IO
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    case,
+    extract,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from scheduler import areas, asrun, audit, chain
 from scheduler.auth import Actor
 from scheduler.errors import Forbidden, InvalidInput
-from scheduler.models import Area, Broadcast, Role, Status
+from scheduler.models import Area, AudioAsset, Broadcast, Bulletin, Role, Status
 from scheduler.settings import ReportSettings
 
 FORMATS = ("csv", "xlsx", "docx")
@@ -36,6 +46,8 @@ OUTCOME = {
     Status.FAILED: "missed",
     Status.CANCELLED: "cancelled",
 }  # any other status: not over yet ("pending")
+AIRED = (Status.PLAYED, Status.PARTIAL, Status.INTERRUPTED)
+MISSED_LIMIT = 50  # rows of the missed list kept (the DOCX table); the rest is counted
 NO_TOPIC = {"vi": "(không ghi chủ đề)", "en": "(no topic)"}
 # Topic codes spelled out in the report's subject line.
 TOPIC_NAMES = {"CCHC": "tuyên truyền cải cách hành chính"}
@@ -110,12 +122,13 @@ class Tally:
     pending: int = 0  # not over yet
     seconds: float = 0.0  # on air
 
-    def add(self, b: Broadcast) -> None:
-        outcome = OUTCOME.get(Status(b.status), "pending")
-        setattr(self, outcome, getattr(self, outcome) + 1)
+    def add(self, status: str, n: int = 1, seconds: float = 0.0) -> None:
+        """`n` broadcasts of `status`, `seconds` on air in all."""
+        outcome = OUTCOME.get(Status(status), "pending")
+        setattr(self, outcome, getattr(self, outcome) + n)
         if outcome != "cancelled":
-            self.scheduled += 1
-        self.seconds += asrun.aired_seconds(b)
+            self.scheduled += n
+        self.seconds += seconds
 
     @property
     def minutes(self) -> float:
@@ -133,7 +146,8 @@ class Missed:
 
 @dataclass
 class Report:
-    """Everything the exports and the panel show of one period, read in one transaction."""
+    """Everything the exports and the panel show of one period: the counts read in one
+    transaction, the rows (a Rows) read when exported."""
 
     period: Period
     lang: str
@@ -144,50 +158,134 @@ class Report:
     by_topic: dict[str, Tally] = field(default_factory=dict)
     by_month: dict[tuple[int, int], Tally] = field(default_factory=dict)
     by_commune_topic: dict[tuple[str, str], Tally] = field(default_factory=dict)
-    missed: list[Missed] = field(default_factory=list)
+    missed: list[Missed] = field(default_factory=list)  # the first MISSED_LIMIT
     reasons: list[tuple[str, int]] = field(default_factory=list)  # most frequent first
-    rows: list[list[object]] = field(default_factory=list)  # asrun.COLUMNS, one per broadcast
+    rows: Rows | list[list[object]] = field(default_factory=list)  # asrun.COLUMNS, one each
     chain_head: tuple[int, str] = (0, "")
 
     @property
     def empty(self) -> bool:
         return not self.rows
 
+    @property
+    def not_aired(self) -> int:
+        """Broadcasts missed or aired in part: the length of the whole missed list."""
+        return self.total.missed + self.total.partial
 
-def summarize(
-    broadcasts: Iterable[Broadcast],
+
+class Rows:
+    """A report's export rows, streamed from the database when iterated, in a transaction
+    of their own (the report is built in one, exported after it); `len` is the count."""
+
+    def __init__(
+        self,
+        bind: Engine | Connection,
+        actor: Actor,
+        f: asrun.LogFilter,
+        tz: ZoneInfo,
+        lang: str,
+        count: int,
+    ) -> None:
+        self.bind, self.actor, self.filter, self.tz, self.lang = bind, actor, f, tz, lang
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[list[object]]:
+        if not self.count:
+            return
+        with Session(self.bind) as session, session.begin():
+            yield from asrun.export_rows(session, self.actor, self.filter, self.tz, self.lang)
+
+
+def _seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def _aired(session: Session) -> ColumnElement[float]:
+    """asrun.aired_seconds in SQL."""
+    started, finished = Broadcast.started_at, Broadcast.finished_at
+    return case(
+        (Broadcast.status.not_in(AIRED), 0.0),
+        (
+            started.is_not(None) & finished.is_not(None) & (finished > started),
+            _seconds_between(session, started, finished),
+        ),
+        (Broadcast.status == Status.INTERRUPTED, 0.0),
+        else_=AudioAsset.duration_seconds,
+    )
+
+
+def _month(period: Period, tz: ZoneInfo) -> ColumnElement[int]:
+    """The index of a broadcast's local month in period.months()."""
+    starts = [datetime(y, m, 1, tzinfo=tz) for y, m in period.months()[1:]]
+    if not starts:
+        return literal(0)
+    return case(*((Broadcast.scheduled_at < at, i) for i, at in enumerate(starts)),
+                else_=len(starts))  # fmt: skip
+
+
+def count(
+    session: Session,
+    actor: Actor,
+    f: asrun.LogFilter,
     report: Report,
     tz: ZoneInfo,
     communes: Iterable[str] = (),
 ) -> Report:
-    """Count the broadcasts into `report`; `communes` (names) are listed even with none."""
+    """Count the filter's broadcasts into `report` in the database (per commune, topic,
+    month and status); `communes` (names) are listed even with none. The missed list
+    keeps the first MISSED_LIMIT; the reasons count them all."""
     for name in communes:
         report.by_commune.setdefault(name, Tally())
-    for month in report.period.months():
+    months = report.period.months()
+    for month in months:
         report.by_month.setdefault(month, Tally())
-    reasons: Counter[str] = Counter()
-    unknown = "không rõ lý do" if report.lang == "vi" else "no reason given"
-    for b in broadcasts:
-        topic = b.bulletin.topic or NO_TOPIC[report.lang]
-        local = b.scheduled_at.astimezone(tz)
+    in_month = _month(report.period, tz).label("month")
+    q = select(
+        Area.name,
+        Bulletin.topic,
+        in_month,
+        Broadcast.status,
+        func.count(),
+        func.sum(_aired(session)),
+    )
+    q = q.join(Broadcast.commune).join(Broadcast.bulletin).join(Broadcast.audio)
+    q = asrun.restrict(q, actor, f).group_by(Area.name, Bulletin.topic, in_month, Broadcast.status)
+    for name, topic, i, status, n, seconds in session.execute(q):
+        topic = topic or NO_TOPIC[report.lang]
         for tally in (
             report.total,
-            report.by_commune.setdefault(b.commune.name, Tally()),
+            report.by_commune.setdefault(name, Tally()),
             report.by_topic.setdefault(topic, Tally()),
-            report.by_month.setdefault((local.year, local.month), Tally()),
-            report.by_commune_topic.setdefault((b.commune.name, topic), Tally()),
+            report.by_month.setdefault(months[i], Tally()),
+            report.by_commune_topic.setdefault((name, topic), Tally()),
         ):
-            tally.add(b)
-        if OUTCOME.get(Status(b.status)) in ("missed", "partial"):
-            why = asrun.reason(b, report.lang) or unknown
-            reasons[why] += 1
-            status = asrun.label(asrun.STATUS_VI, b.status, report.lang)
-            missed = Missed(
-                local.replace(tzinfo=None), b.commune.name, b.bulletin.title, status, why
-            )
-            report.missed.append(missed)
-    report.reasons = reasons.most_common()
+            tally.add(status, n, float(seconds or 0))
     report.by_topic = dict(sorted(report.by_topic.items()))
+
+    unknown = "không rõ lý do" if report.lang == "vi" else "no reason given"
+    why = asrun.reason_column().label("why")
+    missed = Broadcast.status.in_(asrun.NOT_AIRED)  # the missed list
+    q = asrun.restrict(
+        select(why, func.count()).join(Broadcast.commune).join(Broadcast.bulletin), actor, f
+    )
+    reasons: Counter[str] = Counter()
+    for text, n in session.execute(q.where(missed).group_by(why)):
+        reasons[asrun.label(asrun.REASON_VI, text, report.lang) or unknown] += n
+    report.reasons = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    first = select(Broadcast.scheduled_at, Area.name, Bulletin.title, Broadcast.status, why)
+    first = asrun.restrict(first.join(Broadcast.commune).join(Broadcast.bulletin), actor, f)
+    first = first.where(missed).order_by(Broadcast.scheduled_at, Area.code, Broadcast.id)
+    for at, name, title, status, text in session.execute(first.limit(MISSED_LIMIT)):
+        report.missed.append(Missed(
+            at.astimezone(tz).replace(tzinfo=None), name, title,
+            asrun.label(asrun.STATUS_VI, status, report.lang),
+            asrun.label(asrun.REASON_VI, text, report.lang) or unknown,
+        ))  # fmt: skip
     return report
 
 
@@ -199,9 +297,11 @@ def period_filter(
     )
 
 
-def _period_of(f: asrun.LogFilter, found: list[Broadcast], tz: ZoneInfo, now: datetime) -> Period:
+def _period_of(
+    f: asrun.LogFilter, first: datetime | None, last: datetime | None, tz: ZoneInfo, now: datetime
+) -> Period:
     """The local days a filter covers; an open bound: the first or last broadcast's day."""
-    days = [b.scheduled_at.astimezone(tz).date() for b in found[:1] + found[-1:]]
+    days = [at.astimezone(tz).date() for at in (first, last) if at is not None]
     today = now.astimezone(tz).date()
     start = f.start.astimezone(tz).date() if f.start else days[0] if days else today
     end = (f.end - timedelta(microseconds=1)).astimezone(tz).date() if f.end else None
@@ -236,12 +336,17 @@ def build(
         if area not in visible:
             raise Forbidden(f"{actor.name} may see only their own commune's reports")
         visible = [area]
-    found = asrun.query(session, actor, f)
-    period = _period_of(f, found, tz, now)
+    span = select(func.min(Broadcast.scheduled_at), func.max(Broadcast.scheduled_at))
+    span = asrun.restrict(span.join(Broadcast.commune).join(Broadcast.bulletin), actor, f)
+    first: datetime | None
+    last: datetime | None
+    first, last = session.execute(span).one()
+    period = _period_of(f, first, last, tz, now)
     one = visible[0].name if len(visible) == 1 else None
     report = Report(period, lang, commune=one, topic=f.topic)
-    summarize(found, report, tz, [a.name for a in visible])
-    report.rows = asrun.export_rows(found, tz, lang)
+    count(session, actor, f, report, tz, [a.name for a in visible])
+    total = report.total.scheduled + report.total.cancelled
+    report.rows = Rows(session.get_bind(), actor, f, tz, lang, total)
     report.chain_head = chain.head(session)
     if export:
         where = f" commune {f.commune_code}" if f.commune_code else ""
@@ -283,39 +388,53 @@ def csv_bytes(report: Report) -> bytes:
 
 def write_xlsx(report: Report, out: IO[bytes]) -> None:
     """Two sheets: the as-run log (one row per broadcast, real dates) and the summary per
-    commune × topic; each with a frozen, filtered header."""
+    commune × topic; each with a frozen, filtered header. Written in openpyxl's write-only
+    mode: the rows stream from the database to the file."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
     vi = report.lang == "vi"
-    book = Workbook()
-    log = book.active
-    assert log is not None
-    log.title = "Nhật ký phát" if vi else "As-run log"
-    log.append(asrun.headers(report.lang))
-    times = [i for i, (key, _, _) in enumerate(asrun.COLUMNS) if key in asrun.TIME_COLUMNS]
-    for row in report.rows:
-        log.append(row)
-    for i in times:
-        for (cell,) in log.iter_rows(min_row=2, min_col=i + 1, max_col=i + 1):
-            cell.number_format = XLSX_TIME
+    book = Workbook(write_only=True)
+    log = book.create_sheet("Nhật ký phát" if vi else "As-run log")
     summary = book.create_sheet("Tổng hợp" if vi else "Summary")
-    summary.append([v if vi else e for v, e in SUMMARY_COLUMNS])
-    for (name, topic), t in sorted(report.by_commune_topic.items()):
-        summary.append(
-            [name, topic, t.scheduled, t.played, t.partial, t.missed, t.cancelled, t.minutes]
-        )
     widths = {0: 9, 2: 24, 4: 36, 8: 20, 10: 20, 11: 20, 16: 28, 17: 36}
-    for sheet in (log, summary):
-        sheet.freeze_panes = "A2"
-        sheet.auto_filter.ref = sheet.dimensions
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
     for i, width in widths.items():
         log.column_dimensions[get_column_letter(i + 1)].width = width
     summary.column_dimensions["A"].width = 24
     summary.column_dimensions["B"].width = 28
+    bold = Font(bold=True)
+
+    def header(sheet: Any, names: list[str]) -> None:
+        sheet.freeze_panes = "A2"
+        cells = [WriteOnlyCell(sheet, value=name) for name in names]
+        for cell in cells:
+            cell.font = bold
+        sheet.append(cells)
+
+    def when(value: datetime | None) -> object:
+        if value is None:
+            return None
+        cell = WriteOnlyCell(log, value=value)
+        cell.number_format = XLSX_TIME
+        return cell
+
+    times = [i for i, (key, _, _) in enumerate(asrun.COLUMNS) if key in asrun.TIME_COLUMNS]
+    header(log, asrun.headers(report.lang))
+    count = 0
+    for row in report.rows:
+        for i in times:
+            row[i] = when(row[i])  # type: ignore[arg-type]
+        log.append(row)
+        count += 1
+    log.auto_filter.ref = f"A1:{get_column_letter(len(asrun.COLUMNS))}{count + 1}"
+    header(summary, [v if vi else e for v, e in SUMMARY_COLUMNS])
+    for (name, topic), t in sorted(report.by_commune_topic.items()):
+        summary.append(
+            [name, topic, t.scheduled, t.played, t.partial, t.missed, t.cancelled, t.minutes]
+        )
+    summary.auto_filter.ref = f"A1:H{len(report.by_commune_topic) + 1}"
     book.save(out)
 
 

@@ -70,6 +70,8 @@ class Settings:
     report: ReportSettings = field(default_factory=ReportSettings)
     # A bulletin is approved by someone other than its author.
     four_eyes: bool = False
+    # Off: text is never sent to an outside service (gTTS); speech is made on the server.
+    online_speech: bool = True
 
     @property
     def audio_dir(self) -> Path:
@@ -225,4 +227,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         public_url=_public_url(env),
         report=_report(env),
         four_eyes=_bool(env, "LOA_FOUR_EYES", False),
+        online_speech=_bool(env, "LOA_ONLINE_SPEECH", True),
     )

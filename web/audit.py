@@ -7,7 +7,7 @@ from flask import Blueprint, abort, render_template, request
 from scheduler import audit
 from scheduler.errors import Forbidden
 from web.auth import current_actor, login_required
-from web.common import loa, local
+from web.common import actor_label, loa, local
 
 bp = Blueprint("audit", __name__)
 
@@ -26,7 +26,7 @@ def index() -> str:
         rows = [
             {
                 "at": local(e.at, "%d/%m/%Y %H:%M:%S"),
-                "actor": e.actor,
+                "actor": actor_label(e.actor),
                 "action": e.action,
                 "target": f"{e.target} {e.target_id}" if e.target_id else e.target,
                 "detail": e.detail or "",

@@ -12,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from audio.normalize import normalize
-from audio.render import ENGINE_CHAINS, RenderError
+from audio.render import RenderError
 from audio.tts import TtsError
 from scheduler import areas, bulletins, calendar, jingles, lexicon, service
 from scheduler.bulletins import parse_priority
@@ -66,7 +66,7 @@ def voice_choices() -> dict[str, Any]:
     with loa().transaction() as session:
         jingle_rows = [{"id": j.id, "name": j.name} for j in jingles.listing(session)]
     return {
-        "engines": list(ENGINE_CHAINS),
+        "engines": loa().renderer.engine_names,
         "voices": loa().renderer.voices,
         "jingles": jingle_rows,
     }

@@ -11,7 +11,7 @@ from scheduler import asrun
 from scheduler.context import Loa
 from scheduler.errors import InvalidInput, LoaError
 from scheduler.models import Broadcast, Status
-from web.i18n import error_text, message, seconds, translate
+from web.i18n import error_text, message, number, seconds, translate
 
 
 def loa() -> Loa:
@@ -57,7 +57,9 @@ def lateness(late: float | None) -> str:
         return ""
     if abs(late) < 0.05:
         return translate("on time")
-    return seconds(late) if late > 0 else f"{translate('early by')} {seconds(-late)}"
+    gap = abs(late)
+    amount = seconds(gap) if gap < 90 else f"{number(gap / 60, 0)} {translate('min')}"
+    return amount if late > 0 else f"{translate('early by')} {amount}"
 
 
 def broadcast_row(b: Broadcast, now: datetime, awaiting: bool = False) -> dict[str, Any]:
@@ -73,7 +75,8 @@ def broadcast_row(b: Broadcast, now: datetime, awaiting: bool = False) -> dict[s
         "awaiting": awaiting,
         "started": local(b.started_at),
         "finished": local(b.finished_at),
-        "late": lateness(late),
+        # The operator gives the time it aired; how late that was is not measured.
+        "late": lateness(late) if b.confirmation != "operator" else "",
         "confirmed_by": actor_label(b.confirmed_by),
         "reason": message(b.reason),
         # The operator's word is asked for once the time has come, unless a device proved play.

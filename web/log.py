@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+from urllib.parse import urlencode
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, render_template, request, url_for
 
 from scheduler import areas, asrun
 from scheduler.errors import LoaError
@@ -15,6 +16,7 @@ from web.common import broadcast_row, flash_error, loa, local
 bp = Blueprint("log", __name__)
 
 FILTER_KEYS = ("from", "to", "commune", "status", "topic")
+PAGE_SIZE = 100
 
 
 def _filter() -> asrun.LogFilter:
@@ -26,12 +28,18 @@ def _filter() -> asrun.LogFilter:
 def index() -> str:
     ctx = loa()
     rows = []
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
     with ctx.transaction() as session:
         try:
-            found = asrun.query(session, current_actor(), _filter(), deliveries=False)
+            f = _filter()
+            total = asrun.count(session, current_actor(), f)
+            pages = max(-(-total // PAGE_SIZE), 1)
+            page = min(page, pages)
+            found = asrun.query(session, current_actor(), f, deliveries=False,
+                                offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)  # fmt: skip
         except LoaError as exc:
             flash_error(exc)
-            found = []
+            found, total, pages = [], 0, 1
         for b in found:
             row = broadcast_row(b, ctx.now())
             row.update(
@@ -41,23 +49,51 @@ def index() -> str:
             )
             rows.append(row)
         communes = [{"code": c.code, "name": c.name} for c in areas.communes(session)]
+    args = {k: request.args.get(k, "") for k in FILTER_KEYS}
     return render_template(
         "log.html",
         rows=rows,
         communes=communes,
         statuses=[s.value for s in Status],
-        args={k: request.args.get(k, "") for k in FILTER_KEYS},
+        args=args,
+        total=total,
+        page=page,
+        pages=pages,
+        first=(page - 1) * PAGE_SIZE + 1,
+        links=_page_links(page, pages, {k: v for k, v in args.items() if v}),
     )
+
+
+def _page_links(page: int, pages: int, args: dict[str, str]) -> list[tuple[str, str | None]]:
+    """The pager: (label, URL) with the filter kept; None for the current page and gaps."""
+
+    def link(n: int) -> str:
+        return url_for("log.index") + "?" + urlencode({**args, "page": n})
+
+    shown = sorted(
+        {1, page - 2, page - 1, page, page + 1, page + 2, pages} & set(range(1, pages + 1))
+    )
+    out: list[tuple[str, str | None]] = []
+    if page > 1:
+        out.append(("‹", link(page - 1)))
+    for i, n in enumerate(shown):
+        if i and n - shown[i - 1] > 1:
+            out.append(("…", None))
+        out.append((str(n), None if n == page else link(n)))
+    if page < pages:
+        out.append(("›", link(page + 1)))
+    return out if pages > 1 else []
 
 
 @bp.get("/log.csv")
 @login_required
 def export_csv() -> Response:
+    """The whole filter, not a page."""
     out = io.StringIO()
-    with loa().transaction() as session:
-        asrun.write_csv(
-            asrun.query(session, current_actor(), _filter()), out, loa().settings.timezone
-        )
+    ctx = loa()
+    with ctx.transaction() as session:
+        rows = asrun.export_rows(session, current_actor(), _filter(), ctx.settings.timezone)
+        asrun.write_rows(rows, out)
     return Response(
         "\ufeff" + out.getvalue(),
         mimetype="text/csv",

@@ -130,7 +130,10 @@ def detail(broadcast_id: int) -> str:
                 "attempts": [
                     {
                         "at": local(a.at, fmt),
-                        "action": translate(f"attempt:{a.action}"),
+                        # A manual endpoint has no device: its "start" asks the operator.
+                        "action": translate(
+                            "attempt:ask" if d.endpoint.kind == "manual" else f"attempt:{a.action}"
+                        ),
                         "result": message(a.error) if a.error else translate("succeeded"),
                     }
                     for a in d.attempts

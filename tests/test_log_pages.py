@@ -1,0 +1,79 @@
+"""The as-run log page shows 100 broadcasts a page, with a count and page links that keep
+the filter; its CSV export still gives the whole filter."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import timedelta
+
+import pytest
+from flask.testing import FlaskClient
+
+from scheduler import areas, bulletins, service
+from scheduler.context import Loa
+from scheduler.models import Priority
+from tests.conftest import ADMIN, CENTRE, THO_SON
+from tests.test_panel import Panel
+
+
+@pytest.fixture
+def year_of_slots(loa: Loa) -> list[str]:
+    """One bulletin in all 34 communes at four times: 136 broadcasts (4 in Thọ Sơn)."""
+    with loa.transaction() as s:
+        b = bulletins.create_bulletin(
+            s, CENTRE, title="Lịch tiếp công dân", text="UBND xã tiếp công dân vào thứ Năm.",
+            topic="CCHC", priority=Priority.NORMAL, now=loa.now(), max_chars=20000,
+        )  # fmt: skip
+        b.engine = "espeak"
+        bulletins.approve(s, ADMIN, b, loa.now())
+        codes = [c.code for c in areas.communes(s)]
+    for hours in (1, 2, 3, 4):
+        service.schedule_bulletin(loa, CENTRE, b.id, codes, loa.now() + timedelta(hours=hours))
+    return codes
+
+
+def rows(page: str) -> int:
+    return page.count('<a href="/broadcasts/')
+
+
+def test_the_log_shows_100_rows_a_page_with_a_count_and_links(
+    client: FlaskClient, year_of_slots: list[str]
+) -> None:
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    first = panel.get("/log")
+    assert rows(first) == 100
+    assert re.search(r'id="log-count">1–100 / 136<', first)
+    assert "/log?page=2" in first
+    second = panel.get("/log?page=2")
+    assert rows(second) == 36 and "101–136 / 136" in second
+    assert "/log?page=1" in second
+    assert rows(panel.get("/log?page=99")) == 36  # past the end: the last page
+    assert rows(panel.get("/log?page=x")) == 100
+
+
+def test_page_links_keep_the_filter_and_the_csv_exports_all_of_it(
+    client: FlaskClient, year_of_slots: list[str]
+) -> None:
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    page = panel.get("/log?status=scheduled&topic=CCHC")
+    assert "/ 136<" in page
+    links = set(re.findall(r'href="(/log\?[^"]*page=2[^"]*)"', page))
+    assert links and all("status=scheduled" in x and "topic=CCHC" in x for x in links)
+    one = panel.get(f"/log?commune={THO_SON}")
+    assert rows(one) == 4 and "1–4 / 4" in one and "page=" not in one
+    assert "0</p>" in panel.get("/log?status=played")
+    r = client.get("/log.csv?status=scheduled")
+    assert len(list(csv.reader(io.StringIO(r.data.decode("utf-8-sig"))))) == 1 + 136
+
+
+def test_an_operator_counts_only_their_commune(
+    client: FlaskClient, year_of_slots: list[str]
+) -> None:
+    panel = Panel(client)
+    panel.login("thoson", "loa-thoson")
+    page = panel.get("/log")
+    assert rows(page) == 4 and "1–4 / 4" in page
