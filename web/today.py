@@ -7,12 +7,15 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from scheduler import asrun, watch
 from scheduler import broadcasts as bc
+from scheduler.auth import Actor
 from scheduler.errors import LoaError
-from scheduler.models import Broadcast, Role, Status
+from scheduler.models import Area, Broadcast, Role, Status
 from scheduler.service import confirm_broadcast
 from web.auth import current_actor, login_required
 from web.common import actor_label, broadcast_row, flash_error, loa, local, parse_local
@@ -21,6 +24,8 @@ from web.i18n import message, translate
 bp = Blueprint("today", __name__)
 
 READINESS_AHEAD = timedelta(hours=36)  # tomorrow morning's slot, seen from this afternoon
+DETAIL_COMMUNES = 40  # up to a district's communes, each broadcast is listed; past it, counts
+WAITING_SHOWN = 100  # the rest of the waiting list is in the as-run log
 ALERTS_SINCE = timedelta(hours=24)
 
 
@@ -44,14 +49,19 @@ def index() -> str:
             timedelta(minutes=settings.escalate_after_minutes),
         )  # fmt: skip
         awaiting = {w.broadcast.id for w in asked}
-        for b in asrun.query(session, actor, f, deliveries=False):
-            group = groups.setdefault(b.commune.code, {"name": b.commune.name, "rows": []})
-            group["rows"].append(broadcast_row(b, now, b.id in awaiting))
-            totals[b.status] += 1
+        summary = _per_commune(session, actor, f)
+        totals.update({status: n for counts in summary for status, n in counts["counts"]})
+        if len(summary) > DETAIL_COMMUNES:  # a province: one line a commune, not every row
+            groups = {}
+        else:
+            for b in asrun.query(session, actor, f, deliveries=False):
+                group = groups.setdefault(b.commune.code, {"name": b.commune.name, "rows": []})
+                group["rows"].append(broadcast_row(b, now, b.id in awaiting))
+            summary = []
         waiting = [
             {**broadcast_row(w.broadcast, now, True), "commune": w.broadcast.commune.name,
              "day": local(w.broadcast.scheduled_at, "%d/%m"), "escalated": w.escalated}
-            for w in asked
+            for w in asked[:WAITING_SHOWN]
         ]  # fmt: skip
         mine = actor.communes if actor.role == Role.OPERATOR else None
         ready = [
@@ -77,7 +87,9 @@ def index() -> str:
     return render_template(
         "today.html",
         waiting=waiting,
-        escalated=sum(w["escalated"] for w in waiting),
+        waiting_total=len(asked),
+        summary=summary,
+        escalated=sum(w.escalated for w in asked),
         ready=ready,
         alerts=alerts,
         groups=groups,
@@ -85,6 +97,22 @@ def index() -> str:
         day=day.strftime("%d/%m/%Y"),
         may_confirm=actor.role in (Role.ADMIN, Role.CENTRE, Role.OPERATOR),
     )
+
+
+def _per_commune(session: Session, actor: Actor, f: asrun.LogFilter) -> list[dict[str, Any]]:
+    """Today's broadcasts counted per commune and status, in one query."""
+    q = (
+        select(Area.code, Area.name, Broadcast.status, func.count())
+        .join(Area, Broadcast.commune_id == Area.id)
+        .group_by(Area.code, Area.name, Broadcast.status)
+        .order_by(Area.name)
+    )
+    rows: dict[str, dict[str, Any]] = {}
+    for code, name, status, n in session.execute(asrun.restrict(q, actor, f)):
+        rows.setdefault(code, {"code": code, "name": name, "counts": []})["counts"].append(
+            (status, n)
+        )
+    return list(rows.values())
 
 
 @bp.post("/broadcasts/<int:broadcast_id>/confirm")

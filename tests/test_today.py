@@ -1,0 +1,46 @@
+"""The dashboard ("Hôm nay"): a waiting broadcast is confirmed in one place, and past a
+district's size the communes are counted, not listed row by row."""
+
+import pytest
+from flask.testing import FlaskClient
+
+from scheduler.context import Loa
+from tests.conftest import THO_BINH, THO_SON, Api, later
+from tests.test_panel import Panel
+from web import today
+
+
+def schedule_and_wait(api: Api, loa: Loa) -> list[int]:
+    bulletin = api.approved_bulletin()
+    ids = [
+        api.post(
+            "/broadcasts", {"bulletin_id": bulletin, "communes": [code], "at": later(loa, 60)}
+        ).json[0]["id"]
+        for code in (THO_SON, THO_BINH)
+    ]
+    loa.clock.advance(60 * 60)  # type: ignore[attr-defined]  # no device proof: operators asked
+    return ids
+
+
+def test_a_waiting_broadcast_has_one_confirm_form(api: Api, client: FlaskClient, loa: Loa) -> None:
+    ids = schedule_and_wait(api, loa)
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    page = panel.get("/")
+    assert "Chờ xác nhận" in page
+    for broadcast_id in ids:
+        assert page.count(f"/broadcasts/{broadcast_id}/confirm") == 1
+
+
+def test_past_a_districts_size_the_dashboard_counts_each_commune(
+    api: Api, client: FlaskClient, loa: Loa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schedule_and_wait(api, loa)
+    monkeypatch.setattr(today, "DETAIL_COMMUNES", 1)
+    monkeypatch.setattr(today, "WAITING_SHOWN", 1)
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    page = panel.get("/")
+    assert f"/log?commune={THO_SON}" in page and f"/log?commune={THO_BINH}" in page
+    assert "Các buổi còn lại xem trong nhật ký phát (1)" in page
+    assert page.count("/confirm") == 1  # only the waiting list's first row
