@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -123,6 +125,42 @@ def _existing_file(env: dict[str, str], name: str) -> Path | None:
     return path
 
 
+PIPER_RATES = (16000, 22050, 24000)  # what piper's voices are made at
+
+
+def _piper_model(env: dict[str, str]) -> Path | None:
+    """LOA_PIPER_MODEL checked at start: the .onnx and its .onnx.json beside it, a sample
+    rate piper voices have, and its SHA-256 when LOA_PIPER_SHA256 gives one (a model
+    copied by hand onto a district server is easily the wrong or a truncated file)."""
+    model = _existing_file(env, "LOA_PIPER_MODEL")
+    if model is None:
+        return None
+    config = model.with_name(model.name + ".json")
+    try:
+        rate = json.loads(config.read_text(encoding="utf-8"))["audio"]["sample_rate"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SettingsError(
+            f"LOA_PIPER_MODEL: {config.name} beside the model is missing or unreadable ({exc})"
+        ) from None
+    if rate not in PIPER_RATES:
+        raise SettingsError(
+            f"LOA_PIPER_MODEL: sample rate {rate!r} in {config.name}; piper voices are "
+            f"{', '.join(map(str, PIPER_RATES))} Hz"
+        )
+    expected = (env.get("LOA_PIPER_SHA256") or "").strip().lower()
+    if expected:
+        digest = hashlib.sha256()
+        with model.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != expected:
+            raise SettingsError(
+                f"LOA_PIPER_MODEL: {model.name} has SHA-256 {digest.hexdigest()}, not the "
+                f"{expected} of LOA_PIPER_SHA256; download it again"
+            )
+    return model
+
+
 def _device_url(env: dict[str, str], server_url: str | None) -> str | None:
     explicit = _mqtt_url(env, "LOA_MQTT_DEVICE_URL")
     if explicit or not server_url:
@@ -214,7 +252,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         web_threads=_int(env, "LOA_WEB_THREADS", 16, 2),
         horizon_hours=_int(env, "LOA_HORIZON_HOURS", 48, 1),
         plan_days=_int(env, "LOA_PLAN_DAYS", 14, 1),
-        piper_model=_existing_file(env, "LOA_PIPER_MODEL"),
+        piper_model=_piper_model(env),
         paragraph_pause_ms=_int(env, "LOA_PARAGRAPH_PAUSE_MS", 700, 0),
         max_chars=_int(env, "LOA_MAX_CHARS", 20000, 100),
         mqtt_url=_mqtt_url(env),

@@ -1,3 +1,6 @@
+import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,22 @@ def test_switches_and_the_public_address_are_read_plainly(tmp_path: Path) -> Non
     settings = load_settings(env)
     assert settings.resume_interrupted is True
     assert settings.public_url == "https://loa.trieuson.vn"
+
+
+def test_a_piper_voice_is_checked_at_start(tmp_path: Path) -> None:
+    data = Path(__file__).parent / "data"
+    model = tmp_path / "vi_VN-test.onnx"
+    shutil.copy(data / "piper-test-voice.onnx", model)
+    config = json.loads((data / "piper-test-voice.onnx.json").read_text())
+    env = {"LOA_DATA": str(tmp_path), "LOA_PIPER_MODEL": str(model)}
+    with pytest.raises(SettingsError, match=r"onnx\.json beside the model"):
+        load_settings(env)
+    (tmp_path / "vi_VN-test.onnx.json").write_text(json.dumps(config))
+    good = hashlib.sha256(model.read_bytes()).hexdigest()
+    assert load_settings({**env, "LOA_PIPER_SHA256": good}).piper_model == model
+    with pytest.raises(SettingsError, match="download it again"):
+        load_settings({**env, "LOA_PIPER_SHA256": "0" * 64})
+    config["audio"]["sample_rate"] = 8000
+    (tmp_path / "vi_VN-test.onnx.json").write_text(json.dumps(config))
+    with pytest.raises(SettingsError, match="sample rate 8000"):
+        load_settings(env)
