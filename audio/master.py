@@ -167,7 +167,7 @@ def trim_silence(segment: AudioSegment) -> AudioSegment:
 
 
 def _silence(ms: int) -> Signal:
-    return np.zeros(SAMPLE_RATE * ms // 1000)
+    return np.zeros(SAMPLE_RATE * ms // 1000, dtype=np.float32)  # float64 would widen all
 
 
 def master(
@@ -222,45 +222,71 @@ def prepare_jingle(path: Path) -> AudioSegment:
 SPLIT_ABOVE_SECONDS = 30.0
 
 
-def _ffmpeg_mp3(path: Path, tags: list[str]) -> list[str]:
-    return ["ffmpeg", "-loglevel", "error", "-y", "-f", "s16le", "-ar", str(SAMPLE_RATE),
-            "-ac", "1", "-i", "-", "-b:a", BITRATE, *tags, "-f", "mp3", str(path)]  # fmt: skip
+def _ffmpeg_mp3(path: Path, tags: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["ffmpeg", "-loglevel", "error", "-y", "-f", "s16le", "-ar", str(SAMPLE_RATE),
+         "-ac", "1", "-i", "-", "-b:a", BITRATE, *tags, "-f", "mp3", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
 
 
-def _encode(pcm: bytes, path: Path, tags: list[str]) -> None:
-    proc = subprocess.run(
-        _ffmpeg_mp3(path, tags), input=pcm, capture_output=True, timeout=600, check=False
-    )
+def _feed(proc: subprocess.Popen[bytes], pcm: bytes) -> None:
+    _, err = proc.communicate(pcm, timeout=600)
     if proc.returncode != 0:
-        raise MasteringError(f"ffmpeg could not encode MP3: {proc.stderr.decode(errors='replace')}")
+        raise MasteringError(f"ffmpeg could not encode MP3: {err.decode(errors='replace')}")
 
 
-def export_mp3(mastered: Mastered, path: Path, title: str) -> None:
-    """Write a mono MP3 with an ID3 title to `path`.
+class Mp3Encoder:
+    """A mono MP3 with an ID3 title, written to `path` by ffmpeg started ahead of the
+    audio: its start-up (about a tenth of a second) overlaps the mastering, and `finish`
+    streams the PCM in. Use it as a context manager: an encoder left unused is stopped.
 
-    LAME uses one core; a long programme is encoded as two halves on two cores, cut in
-    the middle of a paragraph pause, and the MP3 streams are joined (each stream's
-    encoder delay adds ~0.1 s of silence inside that pause). Neither half carries a Xing
-    header, so players take the duration from the constant bitrate."""
-    pcm = mastered.segment.raw_data
-    seconds = len(pcm) / 2 / SAMPLE_RATE
-    cut = min(mastered.pauses, key=lambda p: abs(p - len(pcm) // 4), default=None)
-    titled = ["-metadata", f"title={title}", "-id3v2_version", "3"]
-    if cut is None or seconds < SPLIT_ABOVE_SECONDS or not 0.3 < cut * 2 / len(pcm) < 0.7:
-        _encode(pcm, path, titled)
-        return
-    second = path.with_name(path.name + ".part2")
-    try:
+    LAME uses one core; a programme of about `seconds` over SPLIT_ABOVE_SECONDS is encoded
+    as two halves on two cores, cut in the middle of a paragraph pause, and the MP3
+    streams are joined (each stream's encoder delay adds ~0.1 s of silence inside that
+    pause). Such a file carries no Xing header, so players take the duration from the
+    constant bitrate."""
+
+    def __init__(self, path: Path, title: str, seconds: float) -> None:
+        self.path = path
+        self.second = path.with_name(path.name + ".part2")
+        titled = ["-metadata", f"title={title}", "-id3v2_version", "3"]
+        if seconds < SPLIT_ABOVE_SECONDS:
+            self.procs = [_ffmpeg_mp3(path, titled)]
+        else:
+            self.procs = [
+                _ffmpeg_mp3(path, [*titled, "-write_xing", "0"]),
+                _ffmpeg_mp3(self.second, ["-id3v2_version", "0", "-write_xing", "0"]),
+            ]
+
+    def finish(self, mastered: Mastered) -> None:
+        pcm = mastered.segment.raw_data
+        cut = min(mastered.pauses, key=lambda p: abs(p - len(pcm) // 4), default=None)
+        if len(self.procs) == 1 or cut is None or not 0.3 < cut * 2 / len(pcm) < 0.7:
+            _feed(self.procs[0], pcm)  # a second encoder, if any, is stopped on exit
+            return
         with ThreadPoolExecutor(max_workers=2) as pool:
             halves = [
-                pool.submit(_encode, pcm[: cut * 2], path, [*titled, "-write_xing", "0"]),
-                pool.submit(
-                    _encode, pcm[cut * 2 :], second, ["-id3v2_version", "0", "-write_xing", "0"]
-                ),
+                pool.submit(_feed, self.procs[0], pcm[: cut * 2]),
+                pool.submit(_feed, self.procs[1], pcm[cut * 2 :]),
             ]
             for half in halves:
                 half.result()
-        with path.open("ab") as out, second.open("rb") as tail:
+        with self.path.open("ab") as out, self.second.open("rb") as tail:
             shutil.copyfileobj(tail, out)
-    finally:
-        second.unlink(missing_ok=True)
+
+    def __enter__(self) -> Mp3Encoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:  # never fed, or cut short by an error
+                proc.kill()
+                proc.communicate()
+        self.second.unlink(missing_ok=True)
+
+
+def export_mp3(mastered: Mastered, path: Path, title: str) -> None:
+    """Write a mono MP3 with an ID3 title to `path` (see Mp3Encoder)."""
+    with Mp3Encoder(path, title, len(mastered.segment) / 1000) as encoder:
+        encoder.finish(mastered)

@@ -161,11 +161,15 @@ class Renderer:
         if not tts.parallel or len(paragraphs) < 2:
             return [tts.synthesize(p, voice, speed) for p in paragraphs]
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            spoken = [pool.submit(tts.synthesize, p, voice, speed) for p in paragraphs]
+            # The longest first, so that no core is left with a long one at the end.
+            spoken = {
+                i: pool.submit(tts.synthesize, paragraphs[i], voice, speed)
+                for i in sorted(range(len(paragraphs)), key=lambda i: -len(paragraphs[i]))
+            }
             # Mastering needs numpy, a tenth of a second to import: while the engine speaks.
             import audio.master  # noqa: F401
 
-            return [future.result() for future in spoken]
+            return [spoken[i].result() for i in range(len(paragraphs))]
 
     def _key(
         self, spoken: str, engine: str, voice: str, speed: float, title: str, jingles: list[str]
@@ -197,20 +201,20 @@ class Renderer:
         reason: str | None,
     ) -> Speech:
         """Master the parts into the cache, written under a temporary name, then renamed."""
-        from audio.master import export_mp3, master  # numpy: only when something is rendered
+        from audio.master import Mp3Encoder, master  # numpy: only when something is rendered
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         path = self.cache_dir / f"{key}.mp3"
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".tmp-", suffix=".mp3")
         os.close(fd)
         try:
-            mastered = master(
-                parts,
-                self.pause_ms,
-                AudioSegment.from_wav(str(intro)) if intro else None,
-                AudioSegment.from_wav(str(outro)) if outro else None,
-            )
-            export_mp3(mastered, Path(tmp), title)
+            jingles = [AudioSegment.from_wav(str(p)) if p else None for p in (intro, outro)]
+            pieces = [*parts, *(j for j in jingles if j is not None)]
+            seconds = (sum(len(p) for p in pieces) + self.pause_ms * (len(parts) - 1)) / 1000
+            # The encoder starts now and gets ready while the speech is mastered.
+            with Mp3Encoder(Path(tmp), title, seconds) as encoder:
+                mastered = master(parts, self.pause_ms, *jingles)
+                encoder.finish(mastered)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -172,14 +172,15 @@ def agent(server: str, token: str, cache: Path | None, sink: Path | None) -> Non
 def _centre_lexicon(settings: Settings) -> dict[str, str] | None:
     """The centre's own words (the panel's Từ điển) when the data directory has a migrated
     database; None, creating and migrating nothing, when it has not."""
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None
+    # Imported only now: sqlalchemy and alembic take a second, more than a whole render.
     from sqlalchemy.exc import SQLAlchemyError
 
     from scheduler import lexicon
     from scheduler.db import make_engine, make_session_factory
 
-    url = settings.database_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        return None
     engine = make_engine(url)
     try:
         with make_session_factory(engine)() as session:

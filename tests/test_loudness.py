@@ -14,6 +14,7 @@ from audio.master import (
     CEILING_DBTP,
     SAMPLE_RATE,
     MasteringError,
+    Mp3Encoder,
     limit,
     master,
     normalize_loudness,
@@ -108,3 +109,21 @@ def test_a_jingle_is_loudness_matched_and_non_audio_is_refused(tmp_path: Path) -
     (tmp_path / "notes.wav").write_text("not audio at all")
     with pytest.raises(MasteringError, match="not audio"):
         prepare_jingle(tmp_path / "notes.wav")
+
+
+def test_a_long_programme_is_encoded_in_two_halves_joined_at_a_pause(tmp_path: Path) -> None:
+    tone = AudioSegment.from_wav(str(write_wav(sine(440, 0.3, 20.0), tmp_path / "t.wav")))
+    mastered = master([tone, tone], 700)
+    with Mp3Encoder(tmp_path / "out.mp3", "T", 40.7) as encoder:
+        assert len(encoder.procs) == 2  # both started before the audio was ready
+        encoder.finish(mastered)
+    decoded = AudioSegment.from_file(str(tmp_path / "out.mp3"))
+    assert abs(len(decoded) - len(mastered.segment)) < 300  # two encoder delays at most
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp3", "t.wav"]
+
+
+def test_an_encoder_left_unused_is_stopped(tmp_path: Path) -> None:
+    with pytest.raises(MasteringError), Mp3Encoder(tmp_path / "out.mp3", "T", 40.0) as encoder:
+        raise MasteringError("mastering failed")
+    assert all(proc.returncode is not None for proc in encoder.procs)
+    assert not (tmp_path / "out.mp3.part2").exists()

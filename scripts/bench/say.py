@@ -1,11 +1,15 @@
 """`loa say --engine espeak` against the bare espeak-ng | ffmpeg pipeline, in one run.
 
-    .venv/bin/python scripts/bench/say.py [--rounds 7]
+    .venv/bin/python scripts/bench/say.py [--rounds 7] [--compare DIR]
 
 Text: the seed plan's section "I. MỤC ĐÍCH YÊU CẦU" (about 320 words,
 tests/data/seed-section-1.txt). Each round runs both commands, alternating, with a
 fresh cache for `loa say` so it renders for real; the medians and their ratio are
-printed with the machine's details. The target is a ratio of at most 2.5.
+printed with the machine's details. The target is a ratio of at most 1.5.
+
+--compare DIR also times, in the same rounds, `loa say` from another source tree
+(the packages audio, loa, scheduler of an earlier commit, e.g. exported with
+`git archive HEAD audio loa scheduler web | tar -x -C DIR`), to measure a change.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def timed(argv: list[str] | str, env: dict[str, str], shell: bool = False) -> fl
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--compare", type=Path, help="another source tree to time too")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="loa-bench-"))
     env = {**os.environ, "LOA_DATA": str(work / "var")}
@@ -44,23 +49,28 @@ def main() -> None:
         f"ffmpeg -loglevel error -y -i - -ac 1 -b:a 64k {work / 'bare.mp3'}"
     )
     say = [str(LOA), "say", "--engine", "espeak", "-o", str(work / "loa.mp3"), "-"]
-    loa_times, bare_times = [], []
+    runs = {"loa say --engine espeak": env}
+    if args.compare:
+        runs[f"loa say from {args.compare}"] = {**env, "PYTHONPATH": str(args.compare.resolve())}
+    times: dict[str, list[float]] = {"bare espeak-ng | ffmpeg": [], **{name: [] for name in runs}}
     for _ in range(args.rounds):
-        shutil.rmtree(work / "var" / "audio", ignore_errors=True)
-        with TEXT.open() as stdin:
-            started = time.perf_counter()
-            subprocess.run(say, env=env, stdin=stdin, check=True, capture_output=True)
-            loa_times.append(time.perf_counter() - started)
-        bare_times.append(timed(bare, env, shell=True))
-    loa_median, bare_median = statistics.median(loa_times), statistics.median(bare_times)
+        for name, run_env in runs.items():
+            shutil.rmtree(work / "var" / "audio", ignore_errors=True)
+            with TEXT.open() as stdin:
+                started = time.perf_counter()
+                subprocess.run(say, env=run_env, stdin=stdin, check=True, capture_output=True)
+                times[name].append(time.perf_counter() - started)
+        times["bare espeak-ng | ffmpeg"].append(timed(bare, env, shell=True))
     print(describe())
     print(f"words: {len(TEXT.read_text(encoding='utf-8').split())}, rounds: {args.rounds}")
-    for name, median, times in (
-        ("bare espeak-ng | ffmpeg", bare_median, bare_times),
-        ("loa say --engine espeak", loa_median, loa_times),
-    ):
-        print(f"{name}: median {median:.3f} s  ({', '.join(f'{t:.2f}' for t in times)})")
-    print(f"ratio: {loa_median / bare_median:.2f} (target <= 2.5)")
+    bare_median = statistics.median(times["bare espeak-ng | ffmpeg"])
+    for name, taken in times.items():
+        median = statistics.median(taken)
+        print(
+            f"{name}: median {median:.3f} s, ratio {median / bare_median:.2f}  "
+            f"({', '.join(f'{t:.2f}' for t in taken)})"
+        )
+    print("target: a ratio of at most 1.5 for loa say")
     shutil.rmtree(work)
 
 
