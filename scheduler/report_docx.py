@@ -8,6 +8,7 @@ commune and per topic, a chart per month, the missed broadcasts with their reaso
 from __future__ import annotations
 
 import io
+from copy import deepcopy
 from datetime import date
 from typing import Any
 
@@ -36,10 +37,20 @@ def vi_number(value: float, decimals: int = 0) -> str:
     return text.replace(",", " ").replace(".", ",").replace(" ", ".")
 
 
+_LOOKS: dict[tuple[float, bool, bool], Any] = {}  # a run's properties (w:rPr) per look
+
+
 def _run(p: Any, text: str, size: float = BODY_PT, bold: bool = False, italic: bool = False) -> Any:
+    """A run in FONT, black: the first of a look set through python-docx, the next ones
+    given a copy of its properties (a province's tables are thousands of runs)."""
     run = p.add_run(text)
+    look = (size, bold, italic)
+    if look in _LOOKS:
+        run._r.insert(0, deepcopy(_LOOKS[look]))
+        return run
     run.font.name, run.font.size, run.font.color.rgb = FONT, Pt(size), BLACK
     run.bold, run.italic = bold, italic
+    _LOOKS[look] = deepcopy(run._r.rPr)
     return run
 
 

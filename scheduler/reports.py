@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from scheduler import areas, asrun, audit, chain
+from scheduler import areas, asrun, audit, chain, xlsx
 from scheduler.auth import Actor
 from scheduler.errors import Forbidden, InvalidInput
 from scheduler.models import Area, AudioAsset, Broadcast, Bulletin, Role, Status
@@ -386,56 +386,27 @@ def csv_bytes(report: Report) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def write_xlsx(report: Report, out: IO[bytes]) -> None:
-    """Two sheets: the as-run log (one row per broadcast, real dates) and the summary per
-    commune × topic; each with a frozen, filtered header. Written in openpyxl's write-only
-    mode: the rows stream from the database to the file."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
+def write_xlsx(report: Report, out: IO[bytes]) -> int:
+    """Two sheets, each with a frozen, filtered header: the as-run log (one row per
+    broadcast, real dates) streamed from the database to the file, and the summary per
+    commune × topic. Returns the broadcasts written."""
     vi = report.lang == "vi"
-    book = Workbook(write_only=True)
-    log = book.create_sheet("Nhật ký phát" if vi else "As-run log")
-    summary = book.create_sheet("Tổng hợp" if vi else "Summary")
-    widths = {0: 9, 2: 24, 4: 36, 8: 20, 10: 20, 11: 20, 16: 28, 17: 36}
-    for i, width in widths.items():
-        log.column_dimensions[get_column_letter(i + 1)].width = width
-    summary.column_dimensions["A"].width = 24
-    summary.column_dimensions["B"].width = 28
-    bold = Font(bold=True)
-
-    def header(sheet: Any, names: list[str]) -> None:
-        sheet.freeze_panes = "A2"
-        cells = [WriteOnlyCell(sheet, value=name) for name in names]
-        for cell in cells:
-            cell.font = bold
-        sheet.append(cells)
-
-    def when(value: datetime | None) -> object:
-        if value is None:
-            return None
-        cell = WriteOnlyCell(log, value=value)
-        cell.number_format = XLSX_TIME
-        return cell
-
-    times = [i for i, (key, _, _) in enumerate(asrun.COLUMNS) if key in asrun.TIME_COLUMNS]
-    header(log, asrun.headers(report.lang))
-    count = 0
-    for row in report.rows:
-        for i in times:
-            row[i] = when(row[i])  # type: ignore[arg-type]
-        log.append(row)
-        count += 1
-    log.auto_filter.ref = f"A1:{get_column_letter(len(asrun.COLUMNS))}{count + 1}"
-    header(summary, [v if vi else e for v, e in SUMMARY_COLUMNS])
-    for (name, topic), t in sorted(report.by_commune_topic.items()):
-        summary.append(
+    log = xlsx.Sheet(
+        "Nhật ký phát" if vi else "As-run log",
+        asrun.headers(report.lang),
+        report.rows,
+        {0: 9, 2: 24, 4: 36, 8: 20, 10: 20, 11: 20, 16: 28, 17: 36},
+    )
+    summary = xlsx.Sheet(
+        "Tổng hợp" if vi else "Summary",
+        [v if vi else e for v, e in SUMMARY_COLUMNS],
+        [
             [name, topic, t.scheduled, t.played, t.partial, t.missed, t.cancelled, t.minutes]
-        )
-    summary.auto_filter.ref = f"A1:H{len(report.by_commune_topic) + 1}"
-    book.save(out)
+            for (name, topic), t in sorted(report.by_commune_topic.items())
+        ],
+        {0: 24, 1: 28},
+    )
+    return xlsx.write(out, [log, summary], XLSX_TIME)[0]
 
 
 def xlsx_bytes(report: Report) -> bytes:

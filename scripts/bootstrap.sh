@@ -4,9 +4,9 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEBIAN_PACKAGES=(ffmpeg espeak-ng)
 # Only the tests need these (a real broker, a real stream server, a real PostgreSQL,
-# LibreOffice to open the DOCX report, and Chromium for the browser tests: about a minute
+# LibreOffice to open the DOCX and XLSX reports, and Chromium for the browser tests: about a minute
 # to install).
-TEST_DEBIAN_PACKAGES=(mosquitto icecast2 postgresql libreoffice-writer-nogui chromium)
+TEST_DEBIAN_PACKAGES=(mosquitto icecast2 postgresql libreoffice-writer-nogui libreoffice-calc-nogui chromium)
 
 say() { printf '\033[1m[loa]\033[0m %s\n' "$*" >&2; }
 
@@ -18,6 +18,7 @@ ensure_debian_packages() {
       mosquitto) [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto) ;;
       postgresql) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql) ;;
       libreoffice-writer-nogui) command -v soffice >/dev/null || missing+=("$pkg") ;;
+      libreoffice-calc-nogui) dpkg -s libreoffice-calc-nogui >/dev/null 2>&1 || missing+=("$pkg") ;;
       chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;  # Playwright's executable_path
       *) command -v "$pkg" >/dev/null || missing+=("$pkg") ;;
     esac

@@ -9,9 +9,11 @@ import io
 import re
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import docx
 import openpyxl
@@ -20,7 +22,7 @@ from docx.shared import Pt
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from scheduler import areas, audit, bulletins, reports, service
+from scheduler import areas, audit, bulletins, reports, service, xlsx
 from scheduler.auth import Actor
 from scheduler.clock import ManualClock
 from scheduler.context import Loa, build_loa
@@ -38,6 +40,7 @@ RELAY_SECONDS = 900
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 OPERATOR_NAME = "Đài truyền thanh xã Thọ Sơn"  # the demo user thoson
+CALC = Path("/usr/lib/libreoffice/program/libsclo.so")  # LibreOffice Calc (Debian)
 
 
 def _bulletin(loa: Loa, title: str, topic: str, text: str) -> int:
@@ -189,6 +192,52 @@ def test_the_xlsx_has_real_dates_a_summary_per_commune_and_topic_and_filtered_he
     with loa.transaction() as s:
         (entry, *_) = audit.entries(s, ADMIN)
         assert (entry.action, entry.detail) == ("export", "xlsx 2026-01-01..2026-06-30")
+
+
+def test_the_xlsx_writer_escapes_text_drops_what_xml_forbids_and_keeps_columns() -> None:
+    when = datetime(2026, 12, 31, 23, 59, 59)
+    rows = [
+        [1, "a & b <c> \x01\x0bd", when, None, 0.73, " lead", True],
+        [2, None, None, "x\r\ny", float("nan"), "Thọ Sơn", False],
+    ]
+    out = io.BytesIO()
+    sheets = [xlsx.Sheet("Nhật ký 'phát'", list("ABCDEFG"), iter(rows), {1: 30}),
+              xlsx.Sheet("Tổng hợp", ["x"], [])]  # fmt: skip
+    assert xlsx.write(out, sheets, reports.XLSX_TIME) == [2, 0]
+    with zipfile.ZipFile(out) as zf:
+        assert zf.namelist()[0] == "[Content_Types].xml"
+        for info in zf.infolist():
+            ElementTree.fromstring(zf.read(info))  # well-formed XML
+            assert info.compress_type == zipfile.ZIP_DEFLATED
+    book = openpyxl.load_workbook(out)
+    log = book["Nhật ký 'phát'"]
+    assert [[c.value for c in r] for r in log.iter_rows(min_row=2)] == [
+        [1, "a & b <c> d", when, None, 0.73, " lead", True],
+        [2, None, None, "x\r\ny", "nan", "Thọ Sơn", False],
+    ]
+    assert log.auto_filter.ref == "A1:G3" and log.freeze_panes == "A2" and log["A1"].font.b
+    assert log.column_dimensions["B"].width == 30
+    assert book["Tổng hợp"].auto_filter.ref == "A1:A1"
+    assert xlsx.column(1) == "A" and xlsx.column(18) == "R" and xlsx.column(28) == "AB"
+
+
+@pytest.mark.skipif(
+    shutil.which("soffice") is None or not CALC.exists(),
+    reason="LibreOffice Calc is not installed (apt-get install libreoffice-calc-nogui)",
+)
+def test_the_xlsx_opens_in_libreoffice_calc(loa: Loa, tmp_path: Path) -> None:
+    path = tmp_path / "nhat-ky.xlsx"
+    path.write_bytes(reports.xlsx_bytes(_report(loa)))
+    out = subprocess.run(
+        ["soffice", f"-env:UserInstallation=file://{tmp_path}/lo", "--headless",
+         "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76", "--outdir", str(tmp_path),
+         str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0 and (tmp_path / "nhat-ky.csv").exists(), out.stderr
+    rows = list(csv.reader(io.StringIO((tmp_path / "nhat-ky.csv").read_text("utf-8"))))
+    assert rows[0][:3] == ["Mã lượt phát", "Mã xã", "Xã"] and len(rows) == 6
+    assert rows[1][2] == "Xã Thọ Sơn" and rows[1][8] == "20/04/2026 08:01:00"
 
 
 def test_an_operator_exports_only_their_own_commune(

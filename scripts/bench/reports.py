@@ -1,6 +1,7 @@
 """A province's year: the dashboard, the as-run log page and the year's exports.
 
     .venv/bin/python scripts/bench/reports.py [--requests 50] [--src DIR] [--keep DIR]
+                                              [--exports-only]
 
 A fresh SQLite database with Thanh Hóa's 559 communes (2021 list), one agent endpoint
 each, and 2026 in full: two slots a day (06:30, 17:00) in every commune, 408,070
@@ -11,7 +12,8 @@ aired and the afternoon's is ahead. Then, through the Flask test client logged i
 centre user: the dashboard (`/`), the log's first page and a filtered page (p50 / p95),
 the XLSX and DOCX downloads of the year, and `sqlite3 -csv` dumping the same rows.
 Goals (issue 8): dashboard p95 ≤ 150 ms, log p95 ≤ 200 ms, XLSX + DOCX ≤ 3 × the dump.
-`--src` runs another checkout (e.g. `git archive` of an older commit) for a "before".
+`--src` runs another checkout (e.g. `git archive` of an older commit) for a "before";
+`--exports-only` skips the pages.
 """
 
 from __future__ import annotations
@@ -170,7 +172,9 @@ def p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(data: Path, requests: int, budget: float, commune: str) -> None:
+def measure(
+    data: Path, requests: int, budget: float, commune: str, with_pages: bool = True
+) -> None:
     from scheduler.clock import ManualClock
     from scheduler.context import build_loa
     from scheduler.models import User
@@ -194,7 +198,8 @@ def measure(data: Path, requests: int, budget: float, commune: str) -> None:
 
         return call
 
-    print(f"\n{'page':<58} {'n':>3} {'p50 ms':>9} {'p95 ms':>9}")
+    if with_pages:
+        print(f"\n{'page':<58} {'n':>3} {'p50 ms':>9} {'p95 ms':>9}")
     pages = [
         ("dashboard /", "/", 150),
         ("log, first page /log", "/log", 200),
@@ -203,14 +208,15 @@ def measure(data: Path, requests: int, budget: float, commune: str) -> None:
         (f"log, filtered: commune {commune}, June", f"/log?from=2026-06-01&to=2026-06-30"
          f"&commune={commune}", 200),
     ]  # fmt: skip
-    for name, path, goal in pages:
+    for name, path, goal in pages if with_pages else []:
         get(path)()  # warm: templates, caches
         ms = timed(get(path), requests, budget)
         p95 = p(ms, 0.95)
         verdict = "met" if p95 <= goal else "NOT met"
         print(f"{name:<58} {len(ms):>3} {p(ms, 0.5):>9.1f} {p95:>9.1f}  goal ≤ {goal}: {verdict}")
-    size = len(get("/log")())
-    print(f"(the log's first page is {size / 1024:.0f} KiB)")
+    if with_pages:
+        size = len(get("/log")())
+        print(f"(the log's first page is {size / 1024:.0f} KiB)")
 
     year = f"from={YEAR}-01-01&to={YEAR}-12-31"
     spent = {}
@@ -246,6 +252,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=120, help="seconds per page at most")
     parser.add_argument("--src", type=Path, default=ROOT, help="the checkout to measure")
     parser.add_argument("--keep", type=Path, help="reuse (or keep) the database in this folder")
+    parser.add_argument("--exports-only", action="store_true", help="skip the pages")
     args = parser.parse_args()
     sys.path.insert(0, str(args.src.resolve()))
     print(f"machine: {describe()}")
@@ -261,7 +268,7 @@ def main() -> None:
             count, commune = build(data)
             print(f"built {count} broadcasts (559 communes × 365 days × 2 slots), with "
                   f"deliveries and history, in {time.perf_counter() - t0:.1f} s")  # fmt: skip
-        measure(data, args.requests, args.budget, commune)
+        measure(data, args.requests, args.budget, commune, not args.exports_only)
         if args.keep is None:
             shutil.rmtree(data / "audio", ignore_errors=True)
 
