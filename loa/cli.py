@@ -133,9 +133,9 @@ def plan_cmd(start: Any, days: int, commune: str | None) -> None:
         raise CliError(exc.detail) from exc
     finally:
         loa.close()
-    from web.i18n import VI
+    from web.i18n import catalog
 
-    for line in planning.plan_lines(rows, tz, lambda w: VI.get(w, w)):
+    for line in planning.plan_lines(rows, tz, lambda w: catalog("vi").get(w, w)):
         click.echo(line)
 
 

@@ -257,16 +257,9 @@ def actor_name(actor: str | None, names: Mapping[str, str], lang: str) -> str:
     return f"{prefix}: {name}" if prefix and name else name or prefix
 
 
-def reason(b: Broadcast, lang: str = "vi") -> str:
-    """Why a broadcast did not (fully) air: the operator's word, else a device's error."""
-    text = b.reason
-    if not text and b.status in NOT_AIRED:
-        text = next((d.error for d in b.deliveries if d.error and d.status != "played"), None)
-    return label(REASON_VI, text, lang)
-
-
 def reason_column() -> ColumnElement[str | None]:
-    """`reason` in SQL: the operator's word, else its first device error (as above)."""
+    """Why a broadcast did not (fully) air: the operator's word, else its first device
+    error."""
     device = (
         select(Delivery.error)
         .where(
@@ -292,11 +285,6 @@ def _aired(status: str, started: datetime | None, finished: datetime | None, aud
     if started and finished and finished > started:
         return (finished - started).total_seconds()
     return 0.0 if status == Status.INTERRUPTED else audio
-
-
-def aired_seconds(b: Broadcast) -> float:
-    """How long a broadcast was on air: its proof's start to end, else its audio's length."""
-    return _aired(b.status, b.started_at, b.finished_at, b.audio.duration_seconds)
 
 
 def export_query(actor: Actor, f: LogFilter) -> Select[Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import Any
 
 from babel.messages.mofile import read_mo
 from babel.numbers import format_decimal
@@ -96,12 +95,6 @@ def catalog(lang: str) -> dict[str, str]:
     """A compiled catalog as msgid -> text, for code outside a request (`loa plan`)."""
     with (TRANSLATIONS / lang / "LC_MESSAGES" / "messages.mo").open("rb") as mo:
         return {str(m.id): str(m.string) for m in read_mo(mo) if m.id and m.string}
-
-
-def __getattr__(name: str) -> Any:
-    if name == "VI":  # `loa plan` looks its words up in web.i18n.VI
-        return catalog("vi")
-    raise AttributeError(name)
 
 
 def init_app(app: Flask) -> None:
