@@ -12,19 +12,32 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, bindparam, cast, func, insert, literal, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from scheduler import areas, audit, quiet
 from scheduler.auth import MANAGERS, Actor
 from scheduler.bulletins import require_approved
 from scheduler.clock import parse_hhmm
-from scheduler.db import bulk_insert
+from scheduler.db import bulk_insert, in_ids
 from scheduler.errors import Conflict, InvalidInput, NotFound
 from scheduler.models import (
     Area,
@@ -53,6 +66,7 @@ MAX_RANGE_DAYS = 366
 OVERFLOW_DAYS = 31  # how far past the horizon an overflow may still be queued
 OPEN = (Status.SCHEDULED.value, Status.DELIVERED.value)
 ALL_DAYS = "1234567"
+PLACING_LOCK = 7_203_403  # PostgreSQL advisory lock space: placements made in batches
 
 
 # --- slots and groups ---------------------------------------------------------------------
@@ -349,7 +363,7 @@ def edit_placement(
         _apply(session, placement, targets, rule, now)
     if priority is not None:
         placement.priority = priority.value
-    wanted, _ = _wanted(session, [placement], now, until, tz)
+    wanted, _ = _wanted(session, [placement], now, until, tz, None)
     keep = {(w.commune_id, w.planned_at) for w in wanted}
     future = _not_started(session, placement_id, now + FREEZE)
     cancelled = []
@@ -464,11 +478,18 @@ def wanted_broadcasts(
 
 
 def _wanted(
-    session: Session, placements: Sequence[Placement], now: datetime, until: datetime, tz: ZoneInfo
+    session: Session,
+    placements: Sequence[Placement],
+    now: datetime,
+    until: datetime,
+    tz: ZoneInfo,
+    communes: Collection[int] | None,
 ) -> tuple[list[Wanted], int]:
-    """The broadcasts these placements ask for from now to `until`, and how many more
-    they would ask for in the quiet hours of their communes (left out)."""
+    """The broadcasts these placements ask for from now to `until` (in `communes` only, if
+    given), and how many more they would ask for in the quiet hours of their communes."""
     targets = target_communes(session, placements)
+    if communes is not None:
+        targets = {p: [c for c in ids if c in communes] for p, ids in targets.items()}
     first = now.astimezone(tz).date() - timedelta(days=1)
     occurrences = slot_occurrences(active_slots(session), first, until.astimezone(tz).date(), tz)
     quiet_hours = quiet.windows(session)
@@ -500,9 +521,13 @@ def materialise(
     until: datetime,
     tz: ZoneInfo,
     placement_ids: Sequence[int] | None = None,
+    communes: Collection[int] | None = None,
+    lock: bool = True,
 ) -> Materialised:
-    """Make the broadcasts active placements ask for up to `until` (those missing only),
-    with a delivery per active endpoint, then pack the queues of the communes touched."""
+    """Make the broadcasts active placements ask for up to `until` (those missing only;
+    in `communes` only, if given), with a delivery per active endpoint, then pack the
+    queues of the communes touched. With `lock`, on PostgreSQL, a placement being made in
+    batches elsewhere (`lock_placement`) is waited for if named, else skipped."""
     q = (
         select(Placement)
         .where(Placement.cancelled_at.is_(None))
@@ -515,6 +540,11 @@ def materialise(
     )
     if placement_ids is not None:
         q = q.where(Placement.id.in_(placement_ids))
+    if lock and session.get_bind().dialect.name == "postgresql":
+        if placement_ids is None:
+            q = q.where(func.pg_try_advisory_xact_lock(PLACING_LOCK, Placement.id, type_=Boolean))
+        for placement_id in sorted(placement_ids or ()):
+            session.execute(select(func.pg_advisory_xact_lock(PLACING_LOCK, placement_id)))
     # A placed bulletin edited back to draft waits for its new approval; the others go on.
     placements = [
         p
@@ -524,17 +554,18 @@ def materialise(
     if not placements:
         return Materialised([], [], 0, set())
     by_id = {p.id: p for p in placements}
-    wanted, left_out = _wanted(session, placements, now, until, tz)
+    wanted, left_out = _wanted(session, placements, now, until, tz, communes)
+    among = [] if communes is None else [in_ids(session, Broadcast.commune_id, list(communes))]
     have = set(
         session.execute(
             select(Broadcast.placement_id, Broadcast.commune_id, Broadcast.planned_at).where(
-                Broadcast.placement_id.in_(by_id), Broadcast.planned_at >= now - FREEZE
+                Broadcast.placement_id.in_(by_id), Broadcast.planned_at >= now - FREEZE, *among
             )
         )
     )
     new = [w for w in wanted if (w.placement_id, w.commune_id, w.planned_at) not in have]
     if not new:
-        return Materialised([], [], _overflow(session, by_id), set(), left_out)
+        return Materialised([], [], overflow(session, by_id), set(), left_out)
     # Lay the new rows out with the queues they join before inserting them: one insert
     # with their final times, not an insert then an update of every row.
     length = {p.id: p.bulletin.audio.duration_seconds for p in placements if p.bulletin.audio}
@@ -548,11 +579,22 @@ def materialise(
     touched = {w.commune_id for w in new}
     placing = pack(session, touched, now, tz, until, [i for i in items if i.slot_id])
     moved = [item_id for item_id in placing if item_id > 0]
-    created = _insert(session, new, by_id, [placing.get(i.id, {}) for i in items], now)
-    return Materialised(created, moved, _overflow(session, by_id), touched, left_out)
+    created = _insert(session, new, by_id, [placing.get(i.id, {}) for i in items], now, among)
+    return Materialised(created, moved, overflow(session, by_id), touched, left_out)
 
 
-def _overflow(session: Session, placements: Iterable[int]) -> int:
+def lock_placement(connection: Connection, placement_id: int) -> None:
+    """Hold a placement (PostgreSQL, for as long as `connection` does not unlock it) while
+    it is materialised in batches, so that no other materialising makes the same rows."""
+    connection.execute(select(func.pg_advisory_lock_shared(PLACING_LOCK, placement_id)))
+
+
+def unlock_placement(connection: Connection, placement_id: int) -> None:
+    connection.execute(select(func.pg_advisory_unlock_shared(PLACING_LOCK, placement_id)))
+
+
+def overflow(session: Session, placements: Iterable[int]) -> int:
+    """Of these placements' open broadcasts, how many sit outside their planned slot."""
     count = session.scalar(
         select(func.count()).where(
             Broadcast.placement_id.in_(placements),
@@ -569,6 +611,7 @@ def _insert(
     placements: dict[int, Placement],
     placing: Sequence[dict[str, object]],
     now: datetime,
+    among: Sequence[ColumnElement[bool]],
 ) -> list[int]:
     """Insert these broadcasts (each with its `placing` from the packer), their deliveries
     and their first history rows, each kind in one executemany."""
@@ -606,6 +649,7 @@ def _insert(
         Broadcast.id > last_id,
         Broadcast.placement_id.in_({w.placement_id for w in new}),
         Broadcast.created_at == now,
+        *among,  # a batch of communes: not another batch's rows, committed meanwhile
     )
     session.execute(
         insert(Delivery).from_select(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -356,18 +357,67 @@ def place(
     if needs_audio:
         render_bulletin(loa, actor, bulletin_id)
     now, tz = loa.now(), loa.settings.timezone
+    until = now + timedelta(days=loa.settings.plan_days)
     with loa.transaction() as session:
         bulletin = bulletins.get_bulletin(session, bulletin_id)
         placement = planning.create_placement(
             session, actor, bulletin, targets, rule, priority, now
         )
-        until = now + timedelta(days=loa.settings.plan_days)
-        made = planning.materialise(session, now, until, tz, [placement.id])
+        communes = planning.target_communes(session, [placement])[placement.id]
+        batched = session.get_bind().dialect.name == "postgresql" and len(communes) > BATCH
+        if not batched:
+            made = planning.materialise(session, now, until, tz, [placement.id])
         last = until.astimezone(tz).date()
         later = placement.date_to is not None and placement.date_to > last
+    if batched:
+        made = _materialise_in_batches(loa, actor, placement.id, communes, now, until)
     changed(loa, made.created + made.moved, made.communes)
     return Placed(
         placement.id, len(made.created), made.overflow, last if later else None, made.quiet
+    )
+
+
+BATCH = 2500  # communes per transaction when a placement is made in batches
+
+
+def _materialise_in_batches(
+    loa: Loa, actor: Actor, placement_id: int, communes: list[int], now: datetime, until: datetime
+) -> planning.Materialised:
+    """Materialise a placement for thousands of communes (PostgreSQL) in batches of
+    communes, each its own transaction, two at a time: PostgreSQL checks foreign keys one
+    row at a time, so one transaction holds one core (148,000 broadcasts: 14-19 s). The
+    placement is held meanwhile, so the scheduler's extension does not make the same rows;
+    if a batch fails, the placement is cancelled with what was made, and the error raised."""
+    tz = loa.settings.timezone
+    parts = [communes[i : i + BATCH] for i in range(0, len(communes), BATCH)]
+
+    def batch(part: list[int]) -> planning.Materialised:
+        with loa.transaction() as session:
+            return planning.materialise(
+                session, now, until, tz, [placement_id], set(part), lock=False
+            )
+
+    with loa.engine.connect() as held:
+        planning.lock_placement(held, placement_id)
+        try:
+            with ThreadPoolExecutor(2, thread_name_prefix="materialise") as pool:
+                done = list(pool.map(batch, parts))
+        except Exception:
+            log.exception("placement %s: materialising failed; cancelling it", placement_id)
+            with loa.transaction() as session:
+                planning.cancel_placement(session, actor, placement_id, now)
+            raise
+        finally:
+            planning.unlock_placement(held, placement_id)
+            held.commit()
+    with loa.transaction() as session:
+        overflow = planning.overflow(session, [placement_id])
+    return planning.Materialised(
+        [i for m in done for i in m.created],
+        [i for m in done for i in m.moved],
+        overflow,
+        {c for m in done for c in m.communes},
+        sum(m.quiet for m in done),
     )
 
 
