@@ -66,7 +66,9 @@ class IcecastServer:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        self.process.terminate()
+        """SIGKILL: a throwaway server with nothing to save (its logs are on disk), and
+        icecast2 takes up to a second and a half to finish after SIGTERM."""
+        self.process.kill()
         self.process.wait(timeout=10)
 
 

@@ -60,7 +60,7 @@ def run_agent(loa: Loa, tmp_path: Path) -> Iterator[Endpoint]:
         AgentClient(f"http://127.0.0.1:{port}", token),
         tmp_path / "cache",
         file_sink_output(sink),
-        poll_wait=2,
+        poll_wait=1,  # a stopped agent waits out its poll: short, or teardown takes seconds
     )
     thread = threading.Thread(target=agent.run, daemon=True)
     thread.start()

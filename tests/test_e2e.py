@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import THO_BINH, THO_SON, THO_TIEN, audio_duration, free_port
+from scheduler.context import build_loa
+from scheduler.settings import load_settings
+from tests.conftest import THO_BINH, THO_SON, THO_TIEN, audio_duration, free_port, new_token
 
 LOA = str(Path(sys.executable).with_name("loa"))
 TEXT = (
@@ -55,6 +57,16 @@ class Server:
         return r.json() if r.headers.get("Content-Type", "").startswith("application/json") else r
 
 
+def centre_token(env: dict[str, str], name: str) -> str:
+    """A centre API token in the database `env` names, stored as `loa token create` stores
+    it (tests/test_cli.py runs that command; a process for it here costs seconds)."""
+    loa = build_loa(load_settings(env), migrate_schema=False)
+    try:
+        return new_token(loa, "centre", name=name)
+    finally:
+        loa.close()
+
+
 def start_server(tmp_path: Path, *flags: str) -> Iterator[Server]:
     srv = Server(tmp_path)
     srv.start("serve", "--demo", *flags, "--port", str(srv.port), log="serve.log")
@@ -66,11 +78,7 @@ def start_server(tmp_path: Path, *flags: str) -> Iterator[Server]:
         except requests.ConnectionError:
             assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.2)
-    out = subprocess.run(
-        [LOA, "token", "create", "--name", "e2e", "--role", "centre"],
-        env=srv.env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    srv.token = out.stdout.strip()
+    srv.token = centre_token(srv.env, "e2e")
     yield srv
     for proc in reversed(srv.procs):
         proc.terminate()
@@ -99,9 +107,11 @@ def server(tmp_path: Path) -> Iterator[Server]:
     yield from start_server(tmp_path)
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Server]:
-    yield from start_server(tmp_path, "--virtual-speakers")
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `loa serve --demo --virtual-speakers` for the tests below that add no endpoint
+    and no broadcast to it (a server takes seconds to start)."""
+    yield from start_server(tmp_path_factory.mktemp("demo"), "--virtual-speakers")
 
 
 def test_a_bulletin_plays_on_two_agents_and_lands_in_the_as_run_log(
@@ -145,23 +155,24 @@ def test_a_bulletin_plays_on_two_agents_and_lands_in_the_as_run_log(
     assert all(0 <= float(r["Trễ (giây)"]) < 2.0 for r in rows)
 
 
-def test_an_agent_with_a_wrong_token_is_refused_and_says_so(server: Server, tmp_path: Path) -> None:
-    agent = server.start(
-        "agent", "--server", server.url, "--token", "loa_not-a-real-token",
+def test_an_agent_with_a_wrong_token_is_refused_and_says_so(demo: Server, tmp_path: Path) -> None:
+    agent = demo.start(
+        "agent", "--server", demo.url, "--token", "loa_not-a-real-token",
         "--cache", str(tmp_path / "cache"), "--sink", str(tmp_path / "sink"), log="bad-agent.log",
     )  # fmt: skip
     assert agent.wait(timeout=20) == 2
-    log = (tmp_path / "bad-agent.log").read_text()
+    log = (demo.data / "bad-agent.log").read_text()
     assert "server refused this agent's token" in log and "invalid_token" in log
 
 
 def test_an_agent_takes_its_server_and_token_from_the_environment(
-    server: Server, tmp_path: Path
+    demo: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server.env.update(LOA_SERVER=server.url, LOA_TOKEN="loa_not-a-real-token")
-    agent = server.start("agent", "--cache", str(tmp_path / "cache"), log="env-agent.log")
+    monkeypatch.setitem(demo.env, "LOA_SERVER", demo.url)  # for this test's agent only
+    monkeypatch.setitem(demo.env, "LOA_TOKEN", "loa_not-a-real-token")
+    agent = demo.start("agent", "--cache", str(tmp_path / "cache"), log="env-agent.log")
     assert agent.wait(timeout=20) == 2  # it reached the server, which refused the token
-    assert "invalid_token" in (tmp_path / "env-agent.log").read_text()
+    assert "invalid_token" in (demo.data / "env-agent.log").read_text()
 
 
 def test_a_newcomer_schedules_a_bulletin_in_the_panel_and_sees_it_played(demo: Server) -> None:

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import THO_BINH, THO_SON, free_port
-from tests.test_e2e import LOA, TEXT, Server
+from tests.test_e2e import TEXT, Server, centre_token
 from tests.test_split import wait_for
 
 
@@ -30,13 +30,27 @@ class Cluster:
         self.base.env["LOA_DATABASE_URL"] = url
         self.base.env["LOA_GRACE_SECONDS"] = "10"
 
-    def start_web(self) -> Server:
+    def start(self, webs: int, schedulers: int) -> tuple[list[Server], list[subprocess.Popen[str]]]:
+        """`webs` web processes and `schedulers` schedulers, launched together (each takes
+        seconds to import and connect), then each waited for until it serves."""
+        web = [self._launch_web() for _ in range(webs)]
+        n = len(self.schedulers)
+        scheduling = [self._launch_scheduler(n + i + 1) for i in range(schedulers)]
+        for srv in web:
+            self._wait_web(srv)
+        for i, proc in enumerate(scheduling):
+            self._wait_scheduler(n + i + 1, proc)
+        return web, scheduling
+
+    def _launch_web(self) -> Server:
         srv = Server(self.data)
         srv.env = self.base.env
         srv.port = free_port()
         srv.url = f"http://127.0.0.1:{srv.port}"
         srv.start("web", "--port", str(srv.port), log=f"web-{srv.port}.log")
+        return srv
 
+    def _wait_web(self, srv: Server) -> None:
         def up() -> bool:
             try:
                 return requests.get(srv.url + "/api/v1/openapi.json", timeout=1).ok
@@ -46,34 +60,30 @@ class Cluster:
         wait_for(up, "web start", 30, self.data / f"web-{srv.port}.log")
         srv.token = self.base.token
         self.web.append(srv)
-        return srv
 
-    def start_scheduler(self, n: int) -> subprocess.Popen[str]:
+    def _launch_scheduler(self, n: int) -> subprocess.Popen[str]:
+        return self.base.start("scheduler", "--virtual-speakers", log=f"scheduler-{n}.log")
+
+    def _wait_scheduler(self, n: int, proc: subprocess.Popen[str]) -> None:
         log = self.data / f"scheduler-{n}.log"
-        proc = self.base.start("scheduler", "--virtual-speakers", log=log.name)
         wait_for(lambda: "scheduler running" in log.read_text(), "scheduler start", 30, log)
         self.schedulers.append(proc)
-        return proc
 
     def stop(self) -> None:
-        for srv in [*self.web, self.base]:
-            for proc in srv.procs:
-                if proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+        running = [p for srv in [*self.web, self.base] for p in srv.procs if p.poll() is None]
+        for proc in running:  # all told at once, then each waited for
+            proc.terminate()
+        for proc in running:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.fixture
 def cluster(tmp_path: Path, postgres: Any) -> Iterator[Cluster]:
     c = Cluster(tmp_path, postgres.new_database("loa_template"))
-    out = subprocess.run(
-        [LOA, "token", "create", "--name", "pg", "--role", "centre"],
-        env=c.base.env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    c.base.token = out.stdout.strip()
+    c.base.token = centre_token(c.base.env, "pg")
     yield c
     c.stop()
 
@@ -88,8 +98,7 @@ def approved(web: Server, text: str = TEXT, priority: str = "normal") -> int:
 def test_an_emergency_posted_to_one_web_wakes_an_agent_polling_another_within_a_second(
     cluster: Cluster,
 ) -> None:
-    first, second = cluster.start_web(), cluster.start_web()
-    cluster.start_scheduler(1)
+    (first, second), _ = cluster.start(webs=2, schedulers=1)
     token = first.call("POST", "/endpoints", json={"commune": THO_SON, "name": "Cụm 1"})["token"]
     alarm = approved(
         first, "Bão số 3 đang vào. Bà con khẩn trương chằng chống nhà cửa.", "emergency"
@@ -123,9 +132,7 @@ def test_an_emergency_posted_to_one_web_wakes_an_agent_polling_another_within_a_
 
 
 def test_two_schedulers_one_killed_start_every_delivery_once(cluster: Cluster) -> None:
-    web = cluster.start_web()
-    cluster.start_scheduler(1)
-    doomed = cluster.start_scheduler(2)
+    (web,), (_, doomed) = cluster.start(webs=1, schedulers=2)
     bulletin = approved(web, "Thông báo lịch tiếp công dân.")
     at = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
     rule = {"at": at.isoformat(), "repeat": 8, "every_seconds": 3}
