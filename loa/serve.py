@@ -82,6 +82,7 @@ def _run_http(
         if wakeups:
             wakeups.close()
         on_stop()
+        app.extensions["loa_jobs"].close()  # a job cut short goes back to the queue
         loa.close()
         print("Loa stopped.", file=sys.stderr, flush=True)
 

@@ -516,3 +516,26 @@ class LoginAttempt(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     username: Mapped[str] = mapped_column(String(120), index=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class Job(Base):
+    """Long work run in the background for a user (a report export, a long render): its
+    parameters, progress and outcome. Claimed with a conditional UPDATE, so one process
+    runs it; `updated_at` moves with each progress report."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # export | render
+    requested_by: Mapped[str] = mapped_column(String(120), index=True)
+    params: Mapped[str] = mapped_column(Text)  # JSON
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued|running|done|failed
+    done: Mapped[int] = mapped_column(Integer)  # progress: rows (or steps) done of total
+    total: Mapped[int | None] = mapped_column(Integer)
+    result_path: Mapped[str | None] = mapped_column(String(255))  # under the data dir
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

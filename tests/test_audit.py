@@ -1,6 +1,7 @@
 """The audit log: who created, edited, approved, placed, cancelled and confirmed what,
 shown to the administrator only."""
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -59,3 +60,50 @@ def test_the_panel_shows_the_audit_log_to_the_admin_only(client: FlaskClient) ->
     panel.login("trungtam", "loa-trungtam")
     page = client.get("/audit")
     assert page.status_code == 403 and "Không có quyền" in page.get_data(as_text=True)
+
+
+def test_the_panel_says_each_detail_in_vietnamese_or_in_english(
+    api_for: Callable[..., Api], client: FlaskClient, loa: Loa
+) -> None:
+    centre, operator = api_for("centre"), api_for("operator", THO_SON)
+    bulletin = centre.post("/bulletins", {"title": "Lịch tiếp dân", "text": "UBND xã tiếp dân."})
+    bulletin_id = bulletin.json["id"]
+    centre.call("PATCH", f"/bulletins/{bulletin_id}", {"topic": "CCHC", "title": "Tiếp dân"})
+    assert centre.post(f"/bulletins/{bulletin_id}/approve").status_code == 200
+    slot = next(s["id"] for s in centre.get("/slots").json if s["start"] == "05:30")
+    rule = {"slots": [slot], "from": "2026-11-27", "to": "2026-11-28"}
+    placed = centre.post(
+        "/placements", {"bulletin_id": bulletin_id, "rule": rule, "communes": [THO_SON]}
+    ).json
+    (now,) = centre.post(
+        "/broadcasts", {"bulletin_id": bulletin_id, "communes": [THO_SON], "at": later(loa, 30)}
+    ).json
+    assert centre.call("DELETE", f"/placements/{placed['id']}").status_code == 200
+    loa.clock.advance(60)  # type: ignore[attr-defined]
+    confirm = {"aired": False, "reason": "Mất điện"}
+    assert operator.post(f"/broadcasts/{now['id']}/confirm", confirm).status_code == 200
+
+    panel = Panel(client)
+    panel.login("admin", "loa-admin")
+    page = re.sub(r"\s+", " ", panel.get("/audit"))
+    for said in (
+        "giọng đọc: Lịch tiếp dân",  # created: the kind, the title
+        "đã sửa: tiêu đề, chủ đề",
+        f"bản tin {bulletin_id}, theo khung giờ",
+        "lúc 08:00 26/11/2026 tại Xã Thọ Sơn",  # local time, the commune's name
+        "đã hủy 2 lượt phát",
+        "không phát; Mất điện",
+        ">sửa<", f"lượt phát {now['id']}",  # the action, the object
+    ):  # fmt: skip
+        assert said in page, said
+    for english in ("title, topic", "slots", "in 15667", "broadcasts cancelled", "not aired"):
+        assert english not in page, english
+
+    panel.get("/lang/en")
+    page = re.sub(r"\s+", " ", panel.get("/audit"))
+    for said in (
+        "speech: Lịch tiếp dân", "changed: title, topic", f"bulletin {bulletin_id}, in slots",
+        "at 08:00 26/11/2026 in Xã Thọ Sơn", "2 broadcasts cancelled", "not aired; Mất điện",
+        ">edit<", f"broadcast {now['id']}",
+    ):  # fmt: skip
+        assert said in page, said

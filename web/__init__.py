@@ -20,6 +20,7 @@ from web import (
     endpoints,
     i18n,
     jingles,
+    jobs,
     lexicon,
     log,
     planning,
@@ -59,6 +60,7 @@ def create_app(loa: Loa) -> Flask:
     app.extensions["loa"] = loa
     i18n.init_app(app)
     auth.init_app(app)
+    jobs.init_app(app, loa)  # the job pool: its threads start with the first job
     blueprints = (
         api.bp,
         auth.bp,
@@ -72,6 +74,7 @@ def create_app(loa: Loa) -> Flask:
         public.bp,
         audit.bp,
         reports.bp,
+        jobs.bp,
         users.bp,
     )
     for blueprint in blueprints:

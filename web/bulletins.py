@@ -14,16 +14,20 @@ from werkzeug.wrappers import Response
 from audio.normalize import normalize
 from audio.render import RenderError
 from audio.tts import TtsError
-from scheduler import areas, bulletins, calendar, jingles, lexicon, service
+from scheduler import areas, bulletins, calendar, jingles, jobs, lexicon, service
+from scheduler.auth import MANAGERS
 from scheduler.bulletins import parse_priority
 from scheduler.errors import InvalidInput, LoaError, NotFound
 from scheduler.models import Bulletin, BulletinKind, BulletinStatus, Priority
 from web.auth import current_actor, login_required
 from web.common import actor_label, flash_error, loa, local, parse_local
 from web.i18n import error_text, translate
+from web.jobs import start
 from web.planning import actor_commune, placement_view
 
 bp = Blueprint("bulletins", __name__, url_prefix="/bulletins")
+
+LONG_TEXT = 2000  # characters: a longer bulletin is read aloud in a background job
 
 
 def bulletin_or_404(session: Session, bulletin_id: int) -> Bulletin:
@@ -231,6 +235,7 @@ def detail_page(
             "id": b.id,
             "kind": b.kind,
             "speech": b.kind == BulletinKind.SPEECH,
+            "long": len(b.text) > LONG_TEXT,  # rendered in a background job
             "title": b.title,
             "text": b.text,
             "spoken": normalize(b.text, lexicon.as_mapping(session))
@@ -364,10 +369,15 @@ def edit(bulletin_id: int) -> Response:
 @bp.post("/<int:bulletin_id>/render")
 @login_required
 def render(bulletin_id: int) -> Response:
+    """Read the bulletin aloud now; a long one in a background job, with its page."""
     try:
         with loa().transaction() as session:
-            current = bulletins.voice_of(bulletin_or_404(session, bulletin_id))
+            b = bulletin_or_404(session, bulletin_id)
+            current, long = bulletins.voice_of(b), len(b.text) > LONG_TEXT
         voice = voice_from_form(request.form, current)
+        if long:
+            current_actor().require(*MANAGERS)
+            return start(jobs.RENDER, jobs.render_params(bulletin_id, voice))
         asset = service.render_bulletin(loa(), current_actor(), bulletin_id, voice)
         flash(translate("Speech rendered."), "ok")
         if asset.fallback_reason:

@@ -118,7 +118,8 @@ def actor_commune(actor: Actor) -> int | None:
 def _item_entry(item: calendar.Item, clash: str | None) -> dict[str, Any]:
     return {
         "id": item.id,
-        "time": local(item.scheduled_at, "%H:%M:%S"),
+        "time": local(item.scheduled_at, "%H:%M"),  # local; the second is in `at`
+        "at": item.scheduled_at.astimezone(loa().settings.timezone).isoformat(),
         "title": item.title,
         "priority": item.priority,
         "status": item.status,

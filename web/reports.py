@@ -1,6 +1,7 @@
 """The reports page: a period's totals and charts (by month, commune, topic; played vs
-missed) as CSS bars, and its downloads as CSV, XLSX and DOCX. An operator sees only their
-commune."""
+missed) as CSS bars, and its downloads as CSV, XLSX and DOCX: the page's buttons export in
+a background job (a year's log is long); a plain GET downloads at once. An operator sees
+only their commune."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
-from scheduler import reports
+from scheduler import jobs, reports
 from scheduler.errors import Forbidden, LoaError
 from scheduler.reports import Period, Tally
 from web.auth import current_actor, login_required
 from web.common import flash_error, loa
 from web.i18n import language
+from web.jobs import start
 
 bp = Blueprint("reports", __name__)
 
@@ -117,3 +120,31 @@ def download(fmt: str) -> Response:
         mimetype=reports.MIME[fmt],
         headers={"Content-Disposition": f"attachment; filename={reports.filename(report, fmt)}"},
     )
+
+
+@bp.post("/reports/download.<fmt>")
+@login_required
+def export(fmt: str) -> BaseResponse:
+    """Start exporting the period in the background, and show the job's progress."""
+    if fmt not in reports.FORMATS:
+        abort(404)
+    try:
+        period = _period()
+    except LoaError:
+        abort(400)
+    commune = request.args.get("commune") or None
+    if commune is not None:
+        with loa().transaction() as session:
+            visible = reports.visible_communes(session, current_actor())
+            if commune not in (a.code for a in visible):
+                abort(403)
+    params = {
+        "format": fmt,
+        "from": period.start.isoformat(),
+        "to": period.end.isoformat(),
+        "commune": commune,
+        "topic": request.args.get("topic") or None,
+        "lang": language(),
+        "issued": _today().isoformat(),
+    }
+    return start(jobs.EXPORT, params)
