@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Float, Numeric, Select, case, cast, extract, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from scheduler.auth import Actor
@@ -89,23 +89,22 @@ def _query(actor: Actor, f: LogFilter, deliveries: bool = True) -> Select[Broadc
         select(Broadcast)
         .join(Broadcast.commune)
         .join(Broadcast.bulletin)
-        .options(
-            selectinload(Broadcast.commune),
-            selectinload(Broadcast.bulletin),
-            selectinload(Broadcast.audio),
-        )
+        .options(selectinload(Broadcast.commune), selectinload(Broadcast.bulletin))
         .order_by(Broadcast.scheduled_at, Area.code, Broadcast.id),
         actor,
         f,
     )
     if deliveries:
-        q = q.options(selectinload(Broadcast.deliveries).selectinload(Delivery.endpoint))
+        q = q.options(
+            selectinload(Broadcast.audio),
+            selectinload(Broadcast.deliveries).selectinload(Delivery.endpoint),
+        )
     return q
 
 
 def restrict(q: Any, actor: Actor, f: LogFilter) -> Any:
-    """`q` limited to the filter and the actor (joined to the commune to filter by its
-    code, to the bulletin to filter by topic)."""
+    """`q` limited to the filter and the actor (joined to the bulletin to filter by
+    topic). A commune is looked up by its code, so its broadcasts are found by index."""
     if actor.role == Role.OPERATOR:
         q = q.where(Broadcast.commune_id.in_(actor.communes))
     if f.start is not None:
@@ -113,7 +112,8 @@ def restrict(q: Any, actor: Actor, f: LogFilter) -> Any:
     if f.end is not None:
         q = q.where(Broadcast.scheduled_at < f.end)
     if f.commune_code:
-        q = q.where(Area.code == f.commune_code)
+        commune = select(Area.id).where(Area.level == "commune", Area.code == f.commune_code)
+        q = q.where(Broadcast.commune_id.in_(commune.correlate(None)))
     if f.status:
         q = q.where(Broadcast.status == f.status)
     if f.topic:
@@ -130,16 +130,15 @@ def query(
     offset: int = 0,
     limit: int | None = None,
 ) -> list[Broadcast]:
-    """The as-run rows; `deliveries=False` when the caller shows broadcasts only (a
-    district's day is thousands of deliveries); `offset` and `limit`: one page."""
+    """The as-run rows; `deliveries=False` when the caller shows broadcasts only, without
+    their deliveries and audio (a district's day is thousands of deliveries); `offset` and
+    `limit`: one page."""
     return list(session.scalars(_query(actor, f, deliveries).offset(offset).limit(limit)))
 
 
 def count(session: Session, actor: Actor, f: LogFilter) -> int:
     """How many broadcasts the filter gives `actor` (counted in the database)."""
-    q = select(func.count(Broadcast.id))
-    if f.commune_code:
-        q = q.join(Broadcast.commune)
+    q = select(func.count()).select_from(Broadcast)  # count(*): SQLite counts the index
     if f.topic:
         q = q.join(Broadcast.bulletin)
     return session.scalar(restrict(q, actor, f)) or 0
@@ -279,94 +278,293 @@ def reason_column() -> ColumnElement[str | None]:
     )
 
 
-def _aired(status: str, started: datetime | None, finished: datetime | None, audio: float) -> float:
-    if status not in (Status.PLAYED, Status.PARTIAL, Status.INTERRUPTED):
-        return 0.0
-    if started and finished and finished > started:
-        return (finished - started).total_seconds()
-    return 0.0 if status == Status.INTERRUPTED else audio
+# --- export -------------------------------------------------------------------------------
+
+AIRED = (Status.PLAYED, Status.PARTIAL, Status.INTERRUPTED)
+EXCEL_1970 = 25569.0  # Excel's serial number of 1970-01-01 (the 1900 date system)
+JULIAN_EXCEL = 2415018.5  # the Julian day of Excel's day 0, 1899-12-30 00:00
+BATCH = 5000  # rows read from the database at once
+ZONE_MARGIN = timedelta(days=2)  # started and finished times around the period's own
 
 
-def export_query(actor: Actor, f: LogFilter) -> Select[Any]:
-    """The export's facts of each broadcast as flat rows (no ORM objects: a province's
-    year is 400,000 broadcasts), in the log's order."""
-    q = (
-        select(
-            Broadcast.id,
-            Area.code.label("commune_code"),
-            Area.name.label("commune"),
-            Broadcast.bulletin_id,
-            Bulletin.title,
-            Bulletin.topic,
-            Bulletin.kind,
-            Broadcast.priority,
-            Broadcast.scheduled_at,
-            Broadcast.status,
-            Broadcast.started_at,
-            Broadcast.finished_at,
-            AudioAsset.duration_seconds,
-            Broadcast.confirmation,
-            Broadcast.confirmed_by,
-            reason_column().label("reason"),
-        )
-        .join(Broadcast.commune)
-        .join(Broadcast.bulletin)
-        .join(Broadcast.audio)
-        .order_by(Broadcast.scheduled_at, Area.code, Broadcast.id)
+def seconds_between(dialect: str, start: Any, end: Any) -> ColumnElement[float]:
+    """`end - start` in seconds, in SQL."""
+    if dialect == "postgresql":
+        return cast(extract("epoch", end - start), Float)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def aired_seconds(dialect: str) -> ColumnElement[float]:
+    """Seconds on air, in SQL (the query joined to the audio): a broadcast played, played
+    in part or cut short, from its start to its finish; without both, the audio's length
+    (none if it was cut short)."""
+    started, finished = Broadcast.started_at, Broadcast.finished_at
+    return case(
+        (Broadcast.status.not_in(AIRED), 0.0),
+        (
+            started.is_not(None) & finished.is_not(None) & (finished > started),
+            seconds_between(dialect, started, finished),
+        ),
+        (Broadcast.status == Status.INTERRUPTED, 0.0),
+        else_=AudioAsset.duration_seconds,
     )
-    out: Select[Any] = restrict(q, actor, f)
-    return out
 
 
-def export_row(r: Any, tz: ZoneInfo, names: Mapping[str, str], lang: str) -> list[object]:
-    """One row of export_query in the export's columns: local (naive) datetimes, minutes,
-    labels."""
+def _round(dialect: str, value: ColumnElement[Any], digits: int) -> ColumnElement[float]:
+    """`value` rounded in SQL, as a float (PostgreSQL rounds numerics only)."""
+    if dialect == "postgresql":
+        return cast(func.round(cast(value, Numeric), digits), Float)
+    return func.round(value, digits)
 
-    def when(moment: datetime | None) -> datetime | None:
-        return moment.astimezone(tz).replace(tzinfo=None) if moment else None
 
-    late = round((r.started_at - r.scheduled_at).total_seconds(), 3) if r.started_at else None
-    aired = _aired(r.status, r.started_at, r.finished_at, r.duration_seconds)
-    return [
-        r.id,
-        r.commune_code,
-        r.commune,
-        r.bulletin_id,
-        r.title,
-        r.topic,
-        label(KIND_VI, r.kind, lang),
-        label(PRIORITY_VI, r.priority, lang),
-        when(r.scheduled_at),
-        label(STATUS_VI, r.status, lang),
-        when(r.started_at),
-        when(r.finished_at),
-        late,
-        round(r.duration_seconds / 60, 2),
-        round(aired / 60, 2),
-        label(CONFIRMATION_VI, r.confirmation, lang),
-        actor_name(r.confirmed_by, names, lang),
-        label(REASON_VI, r.reason, lang),
-    ]  # in the order of COLUMNS
+def zone_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """The UTC offsets (seconds) of `tz` from `start` to `end`: (since, offset) pairs, the
+    first since `start`, then one at each change (summer time, a new rule)."""
+
+    def offset(ts: int) -> int:
+        return int((datetime.fromtimestamp(ts, tz).utcoffset() or timedelta()).total_seconds())
+
+    first, last = int(start.timestamp()), int(end.timestamp())
+    found = [(first, offset(first))]
+    at = first
+    while at < last:
+        step = min(at + 6 * 3600, last)
+        if offset(step) != found[-1][1]:
+            lo, hi = at, step  # the change is in (lo, hi]: to the second
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if offset(mid) == found[-1][1] else (lo, mid)
+            found.append((hi, offset(hi)))
+        at = step
+    return [(datetime.fromtimestamp(ts, UTC), seconds) for ts, seconds in found]
+
+
+def local_time(
+    dialect: str,
+    column: Any,
+    tz: ZoneInfo,
+    offsets: list[tuple[datetime, int]],
+    *,
+    text: bool,
+) -> ColumnElement[Any]:
+    """A UTC column as local time in SQL: as text (dd/mm/yyyy hh:mm:ss) or as an Excel
+    serial number (days since 1899-12-30). PostgreSQL knows the zone by name; SQLite adds
+    `offsets` (zone_offsets), chosen by the time where the zone changed in the period."""
+    if dialect == "postgresql":
+        local = func.timezone(tz.key, column)
+        if text:
+            return func.to_char(local, "DD/MM/YYYY HH24:MI:SS")
+        # In numerics, then one rounding to a float (a time Excel shows to the second).
+        return cast(cast(extract("epoch", local), Numeric) / 86400 + EXCEL_1970, Float)
+
+    def shift(seconds: int) -> Any:
+        return f"{seconds:+d} seconds" if text else seconds * 1000
+
+    later = [(column < offsets[i][0], shift(offsets[i - 1][1])) for i in range(1, len(offsets))]
+    by = case(*later, else_=shift(offsets[-1][1])) if later else shift(offsets[0][1])
+    if text:
+        return func.strftime("%d/%m/%Y %H:%M:%S", column, by)
+    # Whole milliseconds since Excel's day 0 (SQLite's precision), then one division: the
+    # float nearest the time, as Python would make it.
+    ms = func.round((func.julianday(column) - JULIAN_EXCEL) * 86_400_000.0) + by
+    return ms / 86_400_000.0
+
+
+def _driver_value(dialect: str, value: Any) -> Any:
+    """A query's parameter as the driver takes it: an enum member as its text, a time as
+    UTCDateTime stores it."""
+    if isinstance(value, datetime) and dialect == "sqlite":
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+class Memo(dict[Any, Any]):
+    """A dict that makes a missing value once, with `make` (labels and names repeat)."""
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.make(key)
+        return value
+
+
+class ExportRows:
+    """A filter's broadcasts in the export's columns, read from the database in batches
+    when used (a province's year is 400,000 rows): the database gives local times,
+    minutes and reasons; names and labels are looked up once each. Iterated: lists in the
+    order of COLUMNS, times as dd/mm/yyyy hh:mm:ss text; `write_rows` writes them as CSV
+    and reports.write_xlsx as sheet cells (`batches` with serial times)."""
+
+    def __init__(
+        self, session: Session, actor: Actor, f: LogFilter, tz: ZoneInfo, lang: str = "vi"
+    ) -> None:
+        self.session, self.actor, self.filter, self.tz, self.lang = session, actor, f, tz, lang
+        self.dialect = session.get_bind().dialect.name
+
+    def __iter__(self) -> Iterator[list[object]]:
+        for batch in self.cells():
+            yield from map(list, batch)
+
+    def _offsets(self) -> list[tuple[datetime, int]]:
+        """The zone's offsets over the filter's span (its first to last broadcast if open)."""
+        start, end = self.filter.start, self.filter.end
+        if start is None or end is None:
+            span = select(func.min(Broadcast.scheduled_at), func.max(Broadcast.scheduled_at))
+            if self.filter.topic:
+                span = span.join(Broadcast.bulletin)
+            span = restrict(span, self.actor, self.filter)
+            first, last = self.session.execute(span).one()
+            now = datetime.now(UTC)
+            start, end = start or first or now, end or last or now
+        return zone_offsets(self.tz, start - ZONE_MARGIN, end + ZONE_MARGIN)
+
+    def query(self, *, text: bool) -> Select[Any]:
+        """One row per broadcast, in the log's order: id, commune id, bulletin id,
+        priority, scheduled, status, started, finished (local times: text, or serial
+        numbers), lateness in seconds, duration and minutes aired, confirmation, who
+        confirmed, reason."""
+        d = self.dialect
+        offsets = [] if d == "postgresql" else self._offsets()
+
+        def local(column: Any) -> ColumnElement[Any]:
+            return local_time(d, column, self.tz, offsets, text=text)
+
+        late = seconds_between(d, Broadcast.scheduled_at, Broadcast.started_at)
+        q = (
+            select(
+                Broadcast.id,
+                Broadcast.commune_id,
+                Broadcast.bulletin_id,
+                Broadcast.priority,
+                local(Broadcast.scheduled_at),
+                Broadcast.status,
+                local(Broadcast.started_at),
+                local(Broadcast.finished_at),
+                _round(d, late, 3),
+                _round(d, AudioAsset.duration_seconds / 60.0, 2),
+                _round(d, aired_seconds(d) / 60.0, 2),
+                Broadcast.confirmation,
+                Broadcast.confirmed_by,
+                reason_column(),
+            )
+            .join(Broadcast.commune)
+            .join(Broadcast.audio)
+        )
+        if self.filter.topic:
+            q = q.join(Broadcast.bulletin)
+        q = q.order_by(Broadcast.scheduled_at, Area.code, Broadcast.id)
+        out: Select[Any] = restrict(q, self.actor, self.filter)
+        return out
+
+    def batches(self, *, text: bool) -> Iterator[Sequence[Any]]:
+        """The query's rows as plain tuples, BATCH at a time, read with the driver's own
+        cursor (PostgreSQL: a server-side one): no result objects for 400,000 rows."""
+        conn = self.session.connection()
+        sql = self.query(text=text).compile(
+            dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        values = {k: _driver_value(self.dialect, v) for k, v in sql.construct_params().items()}
+        params = [values[k] for k in sql.positiontup or ()] if sql.positional else values
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        postgres = self.dialect == "postgresql"
+        cursor = dbapi.cursor(name="loa_export") if postgres else dbapi.cursor()
+        try:
+            cursor.execute(str(sql), params)
+            while batch := cursor.fetchmany(BATCH):
+                yield batch
+        finally:
+            cursor.close()
+
+    def communes(self) -> dict[int, tuple[str, str]]:
+        """Every area's code and name by id."""
+        return {
+            i: (code, name)
+            for i, code, name in self.session.execute(select(Area.id, Area.code, Area.name))
+        }
+
+    def bulletins(self) -> dict[int, tuple[str, str | None, str]]:
+        """Every bulletin's title, topic and kind (in the export's language) by id."""
+        q = select(Bulletin.id, Bulletin.title, Bulletin.topic, Bulletin.kind)
+        return {
+            i: (title, topic, label(KIND_VI, kind, self.lang))
+            for i, title, topic, kind in self.session.execute(q)
+        }
+
+    def labels(self, table: Mapping[str, str], cell: Callable[[str], Any] = str) -> Memo:
+        """Coded values to `cell` of their label in the export's language."""
+        return Memo(lambda value: cell(label(table, value, self.lang)))
+
+    def actors(self, cell: Callable[[str], Any] = str) -> Memo:
+        """Actor ids to `cell` of who they are (a user's name, 'Thiết bị: Cụm 1')."""
+        names = user_names(self.session)
+        return Memo(lambda actor: cell(actor_name(actor, names, self.lang)))
+
+    def cells(self) -> Iterator[list[tuple[object, ...]]]:
+        """Batches of rows in the order of COLUMNS, times as text."""
+        communes, bulletins = self.communes(), self.bulletins()
+        priority, status = self.labels(PRIORITY_VI), self.labels(STATUS_VI)
+        confirmation, reason, actors = (
+            self.labels(CONFIRMATION_VI),
+            self.labels(REASON_VI),
+            self.actors(),
+        )
+        for batch in self.batches(text=True):
+            yield [
+                (i, *communes[c], b, *bulletins[b], priority[p], at, status[s], start, end,
+                 late, minutes, aired, confirmation[k], actors[who], reason[why])
+                for i, c, b, p, at, s, start, end, late, minutes, aired, k, who, why in batch
+            ]  # fmt: skip
 
 
 def export_rows(
     session: Session, actor: Actor, f: LogFilter, tz: ZoneInfo, lang: str = "vi"
-) -> Iterator[list[object]]:
-    """The filter's broadcasts in the export's columns, streamed in batches."""
-    names = user_names(session)
-    rows = session.execute(export_query(actor, f).execution_options(yield_per=2000))
-    for r in rows:
-        yield export_row(r, tz, names, lang)
+) -> ExportRows:
+    """The filter's broadcasts in the export's columns, read when used (ExportRows)."""
+    return ExportRows(session, actor, f, tz, lang)
 
 
-def write_rows(rows: Iterable[list[object]], out: IO[str], lang: str = "vi") -> int:
-    """Export rows as CSV (headers in `lang`, times dd/mm/yyyy HH:MM:SS); returns the count."""
+def write_rows(
+    rows: Iterable[Sequence[object]],
+    out: IO[str],
+    lang: str = "vi",
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    total: int = 0,
+) -> int:
+    """Export rows as CSV (headers in `lang`, times dd/mm/yyyy HH:MM:SS); returns the count.
+    `progress(rows done, total)` is called every 10,000 rows or so and at the end."""
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(headers(lang))
-    count = 0
+    if isinstance(rows, ExportRows):
+        batches: Iterable[Sequence[Sequence[object]]] = rows.cells()
+    else:
+        batches = _batched(
+            ["" if v is None else v.strftime(CSV_TIME) if isinstance(v, datetime) else v
+             for v in row]
+            for row in rows
+        )  # fmt: skip
+    done = 0
+    for batch in batches:
+        writer.writerows(batch)
+        if progress and (done + len(batch)) // 10_000 > done // 10_000:
+            progress(done + len(batch), total)
+        done += len(batch)
+    if progress:
+        progress(done, total or done)
+    return done
+
+
+def _batched(rows: Iterable[list[object]]) -> Iterator[list[list[object]]]:
+    batch: list[list[object]] = []
     for row in rows:
-        writer.writerow(
-            "" if v is None else v.strftime(CSV_TIME) if isinstance(v, datetime) else v for v in row
-        )
-        count += 1
-    return count
+        batch.append(row)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

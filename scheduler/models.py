@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -361,7 +362,11 @@ class Broadcast(Base):
     """One bulletin in one commune at one time: the unit of the as-run log."""
 
     __tablename__ = "broadcasts"
-    __table_args__ = (UniqueConstraint("placement_id", "commune_id", "planned_at"),)
+    __table_args__ = (
+        UniqueConstraint("placement_id", "commune_id", "planned_at"),
+        # The log filtered by status, the waiting list and readiness: a status in a period.
+        Index("ix_broadcasts_status_scheduled_at", "status", "scheduled_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bulletin_id: Mapped[int] = mapped_column(ForeignKey("bulletins.id"), index=True)

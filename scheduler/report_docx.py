@@ -8,19 +8,21 @@ commune and per topic, a chart per month, the missed broadcasts with their reaso
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from copy import deepcopy
 from datetime import date
 from typing import Any
+from xml.sax.saxutils import escape
 
 from docx import Document
-from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
-from docx.oxml import OxmlElement
-from docx.oxml.ns import qn
+from docx.oxml import OxmlElement, parse_xml
+from docx.oxml.ns import nsdecls, qn
 from docx.shared import Cm, Mm, Pt, RGBColor
 
 from scheduler.reports import MISSED_LIMIT, TOPIC_NAMES, Report, Tally, vi_date
 from scheduler.settings import ReportSettings
+from scheduler.xlsx import FORBIDDEN
 
 FONT = "Times New Roman"
 BLACK = RGBColor(0, 0, 0)
@@ -140,27 +142,49 @@ def _table(
     doc: Any, head: list[str], rows: list[list[str]], widths: list[float], numeric: int, total: bool
 ) -> None:
     """A bordered table; columns from `numeric` on are right-aligned numbers; `total`: the
-    last row is bold."""
-    table = doc.add_table(rows=1, cols=len(head))
-    table.style = "Table Grid"
-    table.alignment = WD_TABLE_ALIGNMENT.CENTER
-    header = table.rows[0]
-    flag = OxmlElement("w:tblHeader")  # the header row repeats on every page
-    flag.set(qn("w:val"), "true")
-    header._tr.get_or_add_trPr().append(flag)
-    for cell, text in zip(header.cells, head, strict=True):
-        p = cell.paragraphs[0]
-        _run(p, text, TABLE_PT, bold=True)
-        p.alignment = CENTER
-    for i, values in enumerate(rows):
-        cells = table.add_row().cells
-        last = total and i == len(rows) - 1
-        for j, (cell, text) in enumerate(zip(cells, values, strict=True)):
-            p = cell.paragraphs[0]
-            _run(p, text, TABLE_PT, bold=last)
-            p.alignment = CENTER if j == 0 else WD_ALIGN_PARAGRAPH.RIGHT if j >= numeric else None
-    _cells(table, widths)
+    last row is bold. Written as one piece of XML (a province's tables are thousands of
+    cells: python-docx would make each one object by object)."""
+    twips = [int(Cm(w).twips) for w in widths]
+    grid = "".join(f'<w:gridCol w:w="{w}"/>' for w in twips)
+
+    def row(values: list[str], bold: bool, header: bool = False) -> str:
+        cells = []
+        for j, (text, width) in enumerate(zip(values, twips, strict=True)):
+            align = "center" if header or j == 0 else "right" if j >= numeric else ""
+            jc = f'<w:pPr><w:jc w:val="{align}"/></w:pPr>' if align else ""
+            cells.append(
+                f'<w:tc><w:tcPr><w:tcW w:type="dxa" w:w="{width}"/></w:tcPr><w:p>{jc}'
+                f'<w:r>{_rpr(TABLE_PT, bold)}<w:t xml:space="preserve">{_xml(text)}</w:t>'
+                "</w:r></w:p></w:tc>"
+            )
+        flag = '<w:trPr><w:tblHeader w:val="true"/></w:trPr>' if header else ""
+        return f"<w:tr>{flag}{''.join(cells)}</w:tr>"
+
+    body = [row(head, True, header=True)]
+    body += [row(values, total and i == len(rows) - 1) for i, values in enumerate(rows)]
+    table = parse_xml(
+        f'<w:tbl {nsdecls("w")}><w:tblPr><w:tblStyle w:val="TableGrid"/>'
+        '<w:tblW w:type="auto" w:w="0"/><w:jc w:val="center"/><w:tblLayout w:type="fixed"/>'
+        '<w:tblLook w:firstColumn="1" w:firstRow="1" w:lastColumn="0" w:lastRow="0" '
+        'w:noHBand="0" w:noVBand="1" w:val="04A0"/></w:tblPr>'
+        f"<w:tblGrid>{grid}</w:tblGrid>{''.join(body)}</w:tbl>"
+    )
+    doc.element.body.sectPr.addprevious(table)
     _para(doc, after=0)
+
+
+def _rpr(size: float, bold: bool) -> str:
+    """A run's properties: FONT, black, `size` points, bold or not."""
+    b = "<w:b/>" if bold else '<w:b w:val="0"/>'
+    return (
+        f'<w:rPr><w:rFonts w:ascii="{FONT}" w:hAnsi="{FONT}"/>{b}<w:i w:val="0"/>'
+        f'<w:color w:val="000000"/><w:sz w:val="{round(size * 2)}"/></w:rPr>'
+    )
+
+
+def _xml(text: str) -> str:
+    """Text as XML: escaped, the characters XML forbids dropped."""
+    return escape(FORBIDDEN.sub("", text))
 
 
 def _counts(t: Tally) -> list[str]:
@@ -265,8 +289,17 @@ def _signature(doc: Any, settings: ReportSettings) -> None:
         _para(sign, settings.signer_name, 14, bold=True, align=CENTER)
 
 
-def docx_bytes(report: Report, settings: ReportSettings, issued: date) -> bytes:
-    """The report as a DOCX dated `issued` (a local day)."""
+STAGES = 3  # what docx_bytes reports to `progress`: the text, its tables and chart, saved
+
+
+def docx_bytes(
+    report: Report,
+    settings: ReportSettings,
+    issued: date,
+    progress: Callable[[int, int], None] | None = None,
+) -> bytes:
+    """The report as a DOCX dated `issued` (a local day); `progress(stage, STAGES)` is
+    called as each stage is done."""
     doc = Document()
     _setup(doc)
     _header(doc, settings, issued)
@@ -277,6 +310,8 @@ def docx_bytes(report: Report, settings: ReportSettings, issued: date) -> bytes:
     _para(doc, f"Căn cứ nhật ký phát của hệ thống truyền thanh cơ sở (ghi nhận tự động từ thiết "
                f"bị phát và xác nhận của cán bộ xã), kết quả phát bản tin từ {start} đến {end} "
                "như sau:", indent=True)  # fmt: skip
+    if progress:
+        progress(1, STAGES)
     _heading(doc, "I. KẾT QUẢ CHUNG")
     if report.empty:
         _para(doc, "Trong kỳ báo cáo không có buổi phát nào.", indent=True)
@@ -290,6 +325,10 @@ def docx_bytes(report: Report, settings: ReportSettings, issued: date) -> bytes:
     closing = _para(doc, f"Trên đây là báo cáo {what[0].lower()}{what[1:]}./.", indent=True)
     closing.paragraph_format.keep_with_next = True
     _signature(doc, settings)
+    if progress:
+        progress(2, STAGES)
     out = io.BytesIO()
     doc.save(out)
+    if progress:
+        progress(3, STAGES)
     return out.getvalue()

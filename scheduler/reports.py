@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import IO, Any
+from threading import Thread
+from typing import IO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -18,7 +20,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     case,
-    extract,
     func,
     literal,
     select,
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 from scheduler import areas, asrun, audit, chain, xlsx
 from scheduler.auth import Actor
 from scheduler.errors import Forbidden, InvalidInput
-from scheduler.models import Area, AudioAsset, Broadcast, Bulletin, Role, Status
+from scheduler.models import Area, Broadcast, Bulletin, Role, Status
 from scheduler.settings import ReportSettings
 
 FORMATS = ("csv", "xlsx", "docx")
@@ -46,7 +47,7 @@ OUTCOME = {
     Status.FAILED: "missed",
     Status.CANCELLED: "cancelled",
 }  # any other status: not over yet ("pending")
-AIRED = (Status.PLAYED, Status.PARTIAL, Status.INTERRUPTED)
+AIRED = asrun.AIRED  # statuses whose broadcasts went on air, in whole or part
 MISSED_LIMIT = 50  # rows of the missed list kept (the DOCX table); the rest is counted
 NO_TOPIC = {"vi": "(không ghi chủ đề)", "en": "(no topic)"}
 # Topic codes spelled out in the report's subject line.
@@ -130,6 +131,16 @@ class Tally:
             self.scheduled += n
         self.seconds += seconds
 
+    def merge(self, other: Tally) -> None:
+        """Add `other`'s counts and time on air to these."""
+        self.scheduled += other.scheduled
+        self.played += other.played
+        self.partial += other.partial
+        self.missed += other.missed
+        self.cancelled += other.cancelled
+        self.pending += other.pending
+        self.seconds += other.seconds
+
     @property
     def minutes(self) -> float:
         return round(self.seconds / 60, 1)
@@ -174,8 +185,8 @@ class Report:
 
 
 class Rows:
-    """A report's export rows, streamed from the database when iterated, in a transaction
-    of their own (the report is built in one, exported after it); `len` is the count."""
+    """A report's export rows, read from the database when exported, in a transaction of
+    their own (the report is built in one, exported after it); `len` is the count."""
 
     def __init__(
         self,
@@ -192,31 +203,16 @@ class Rows:
     def __len__(self) -> int:
         return self.count
 
+    @contextmanager
+    def read(self) -> Iterator[asrun.ExportRows]:
+        with Session(self.bind) as session, session.begin():
+            yield asrun.export_rows(session, self.actor, self.filter, self.tz, self.lang)
+
     def __iter__(self) -> Iterator[list[object]]:
         if not self.count:
             return
-        with Session(self.bind) as session, session.begin():
-            yield from asrun.export_rows(session, self.actor, self.filter, self.tz, self.lang)
-
-
-def _seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return extract("epoch", end - start)
-    return (func.julianday(end) - func.julianday(start)) * 86400.0
-
-
-def _aired(session: Session) -> ColumnElement[float]:
-    """asrun.aired_seconds in SQL."""
-    started, finished = Broadcast.started_at, Broadcast.finished_at
-    return case(
-        (Broadcast.status.not_in(AIRED), 0.0),
-        (
-            started.is_not(None) & finished.is_not(None) & (finished > started),
-            _seconds_between(session, started, finished),
-        ),
-        (Broadcast.status == Status.INTERRUPTED, 0.0),
-        else_=AudioAsset.duration_seconds,
-    )
+        with self.read() as rows:
+            yield from rows
 
 
 def _month(period: Period, tz: ZoneInfo) -> ColumnElement[int]:
@@ -245,26 +241,36 @@ def count(
     for month in months:
         report.by_month.setdefault(month, Tally())
     in_month = _month(report.period, tz).label("month")
+    dialect = session.get_bind().dialect.name
+    outcomes = ("played", "partial", "missed", "cancelled")
     q = select(
         Area.name,
         Bulletin.topic,
         in_month,
-        Broadcast.status,
         func.count(),
-        func.sum(_aired(session)),
-    )
+        *(
+            func.sum(case((Broadcast.status.in_([s for s in OUTCOME if OUTCOME[s] == o]), 1),
+                          else_=0))
+            for o in outcomes
+        ),
+        func.sum(asrun.aired_seconds(dialect)),
+    )  # fmt: skip
     q = q.join(Broadcast.commune).join(Broadcast.bulletin).join(Broadcast.audio)
-    q = asrun.restrict(q, actor, f).group_by(Area.name, Bulletin.topic, in_month, Broadcast.status)
-    for name, topic, i, status, n, seconds in session.execute(q):
+    q = asrun.restrict(q, actor, f).group_by(Area.name, Bulletin.topic, in_month)
+    for name, topic, i, n, played, partial, missed, cancelled, seconds in session.execute(q):
         topic = topic or NO_TOPIC[report.lang]
-        for tally in (
+        over = played + partial + missed + cancelled
+        tally = Tally(n - cancelled, played, partial, missed, cancelled, n - over,
+                      float(seconds or 0))  # fmt: skip
+        report.by_commune_topic.setdefault((name, topic), Tally()).merge(tally)
+        report.by_month.setdefault(months[i], Tally()).merge(tally)
+    for (name, topic), tally in report.by_commune_topic.items():
+        for total in (
             report.total,
             report.by_commune.setdefault(name, Tally()),
             report.by_topic.setdefault(topic, Tally()),
-            report.by_month.setdefault(months[i], Tally()),
-            report.by_commune_topic.setdefault((name, topic), Tally()),
         ):
-            tally.add(status, n, float(seconds or 0))
+            total.merge(tally)
     report.by_topic = dict(sorted(report.by_topic.items()))
 
     unknown = "không rõ lý do" if report.lang == "vi" else "no reason given"
@@ -316,6 +322,16 @@ def visible_communes(session: Session, actor: Actor) -> list[Area]:
     return found
 
 
+def _import_docx_writer() -> None:
+    """Import python-docx and matplotlib (a second) while the database counts (SQLite lets
+    go of the GIL as it steps): the DOCX is written right after."""
+    with suppress(ImportError):
+        import matplotlib.backends.backend_agg
+        import matplotlib.figure  # noqa: F401
+
+        import scheduler.report_docx  # noqa: F401
+
+
 def build(
     session: Session,
     actor: Actor,
@@ -330,6 +346,8 @@ def build(
     commune only); `export` (csv, xlsx, docx) records the export in the audit log. A DOCX
     is a Vietnamese administrative document whatever `lang` says."""
     lang = "vi" if export == "docx" else lang
+    if export == "docx":
+        Thread(target=_import_docx_writer, name="docx-imports", daemon=True).start()
     visible = visible_communes(session, actor)
     if f.commune_code:
         area = areas.commune_by_code(session, f.commune_code)
@@ -337,7 +355,9 @@ def build(
             raise Forbidden(f"{actor.name} may see only their own commune's reports")
         visible = [area]
     span = select(func.min(Broadcast.scheduled_at), func.max(Broadcast.scheduled_at))
-    span = asrun.restrict(span.join(Broadcast.commune).join(Broadcast.bulletin), actor, f)
+    if f.topic:  # else the index on the time answers alone
+        span = span.join(Broadcast.bulletin)
+    span = asrun.restrict(span, actor, f)
     first: datetime | None
     last: datetime | None
     first, last = session.execute(span).one()
@@ -375,28 +395,65 @@ SUMMARY_COLUMNS = (
 XLSX_TIME = "dd/mm/yyyy hh:mm:ss"
 
 
-def write_csv(report: Report, out: IO[str]) -> int:
-    return asrun.write_rows(report.rows, out, report.lang)
+Progress = Callable[[int, int], None]
 
 
-def csv_bytes(report: Report) -> bytes:
+def write_csv(report: Report, out: IO[str], progress: Progress | None = None) -> int:
+    total = len(report.rows)
+    if isinstance(report.rows, Rows):
+        with report.rows.read() as rows:
+            return asrun.write_rows(rows, out, report.lang, progress=progress, total=total)
+    return asrun.write_rows(report.rows, out, report.lang, progress=progress, total=total)
+
+
+def csv_bytes(report: Report, progress: Progress | None = None) -> bytes:
     """The CSV with its UTF-8 BOM: Excel then opens Vietnamese correctly."""
     out = io.StringIO()
-    write_csv(report, out)
+    write_csv(report, out, progress)
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def write_xlsx(report: Report, out: IO[bytes]) -> int:
+def log_chunks(
+    rows: asrun.ExportRows, strings: xlsx.Strings, total: int, progress: Progress | None = None
+) -> Iterator[tuple[str, int]]:
+    """The as-run sheet's rows as XML, a batch at a time: the database gives times as
+    serial numbers and minutes; each commune, bulletin, label and name is made into cells
+    once, its strings shared."""
+    cell = strings.cell
+    communes = {i: cell(code) + cell(name) for i, (code, name) in rows.communes().items()}
+    bulletins = {
+        i: f"<c><v>{i}</v></c>{cell(title)}{cell(topic)}{cell(kind)}"
+        for i, (title, topic, kind) in rows.bulletins().items()
+    }
+    priority, status = rows.labels(asrun.PRIORITY_VI, cell), rows.labels(asrun.STATUS_VI, cell)
+    confirmation = rows.labels(asrun.CONFIRMATION_VI, cell)
+    reason, actors = rows.labels(asrun.REASON_VI, cell), rows.actors(cell)
+    when, number = f'<c s="{xlsx.TIME}"><v>%r</v></c>', "<c><v>%r</v></c>"
+    # Times scheduled and lengths repeat (a slot in every commune, one audio each).
+    scheduled = asrun.Memo(lambda at: when % at)
+    length = asrun.Memo(lambda minutes: "<c/>" if minutes is None else number % minutes)
+    done = 0
+    for batch in rows.batches(text=False):
+        chunk = "".join([
+            f"<row><c><v>{i}</v></c>{communes[c]}{bulletins[b]}{priority[p]}{scheduled[at]}"
+            f"{status[s]}{'<c/>' if start is None else when % start}"
+            f"{'<c/>' if end is None else when % end}{'<c/>' if late is None else number % late}"
+            f"{length[minutes]}{number % aired}{confirmation[k]}{actors[who]}{reason[why]}</row>"
+            for i, c, b, p, at, s, start, end, late, minutes, aired, k, who, why in batch
+        ])  # fmt: skip
+        if progress and (done + len(batch)) // 10_000 > done // 10_000:
+            progress(done + len(batch), total)
+        done += len(batch)
+        yield chunk, len(batch)
+    if progress:
+        progress(done, total)
+
+
+def write_xlsx(report: Report, out: IO[bytes], progress: Progress | None = None) -> int:
     """Two sheets, each with a frozen, filtered header: the as-run log (one row per
     broadcast, real dates) streamed from the database to the file, and the summary per
     commune × topic. Returns the broadcasts written."""
     vi = report.lang == "vi"
-    log = xlsx.Sheet(
-        "Nhật ký phát" if vi else "As-run log",
-        asrun.headers(report.lang),
-        report.rows,
-        {0: 9, 2: 24, 4: 36, 8: 20, 10: 20, 11: 20, 16: 28, 17: 36},
-    )
     summary = xlsx.Sheet(
         "Tổng hợp" if vi else "Summary",
         [v if vi else e for v, e in SUMMARY_COLUMNS],
@@ -406,23 +463,43 @@ def write_xlsx(report: Report, out: IO[bytes]) -> int:
         ],
         {0: 24, 1: 28},
     )
-    return xlsx.write(out, [log, summary], XLSX_TIME)[0]
+    log = xlsx.Sheet(
+        "Nhật ký phát" if vi else "As-run log",
+        asrun.headers(report.lang),
+        report.rows,
+        {0: 9, 2: 24, 4: 36, 8: 20, 10: 20, 11: 20, 16: 28, 17: 36},
+    )
+    if not isinstance(report.rows, Rows):
+        return xlsx.write(out, [log, summary], XLSX_TIME)[0]
+    total = len(report.rows)
+    with report.rows.read() as rows:
+        log.chunks = lambda strings: log_chunks(rows, strings, total, progress)
+        return xlsx.write(out, [log, summary], XLSX_TIME)[0]
 
 
-def xlsx_bytes(report: Report) -> bytes:
+def xlsx_bytes(report: Report, progress: Progress | None = None) -> bytes:
     out = io.BytesIO()
-    write_xlsx(report, out)
+    write_xlsx(report, out, progress)
     return out.getvalue()
 
 
-def export_bytes(report: Report, fmt: str, issued: date, settings: ReportSettings) -> bytes:
-    """The report as a file of `fmt` (the DOCX dated `issued`, signed as in settings)."""
+def export_bytes(
+    report: Report,
+    fmt: str,
+    issued: date,
+    settings: ReportSettings,
+    *,
+    progress: Progress | None = None,
+) -> bytes:
+    """The report as a file of `fmt` (the DOCX dated `issued`, signed as in settings).
+    `progress(done, total)`: for the CSV and XLSX, rows written (every 10,000 or so, and
+    at the end); for the DOCX, its stages."""
     if fmt == "csv":
-        return csv_bytes(report)
+        return csv_bytes(report, progress)
     if fmt == "xlsx":
-        return xlsx_bytes(report)
+        return xlsx_bytes(report, progress)
     if fmt == "docx":
         from scheduler.report_docx import docx_bytes  # python-docx, matplotlib: when asked
 
-        return docx_bytes(report, settings, issued)
+        return docx_bytes(report, settings, issued, progress)
     raise InvalidInput(f"unknown format {fmt!r}; use csv, xlsx or docx", "invalid_format")

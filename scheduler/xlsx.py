@@ -2,16 +2,22 @@
 sheets written row by row as they come, so a year of the as-run log never sits in memory.
 
 Each sheet has a bold header row, frozen and filtered, and column widths; cells are
-inline strings, numbers, booleans and datetimes (numbers with a date-time format)."""
+inline strings, numbers, booleans and datetimes (numbers with a date-time format). A sheet
+may instead come as XML rows made by its caller, naming strings by their index in the
+workbook's shared strings (Strings). A sheet is deflated in a thread of its own while the
+next rows are made (zlib lets go of the GIL)."""
 
 from __future__ import annotations
 
 import math
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from queue import Queue
+from threading import Thread
 from typing import IO, Any
 from xml.sax.saxutils import quoteattr
 
@@ -35,6 +41,25 @@ class Sheet:
     header: Sequence[str]
     rows: Iterable[Sequence[object]]
     widths: dict[int, float] = field(default_factory=dict)  # column index -> characters
+    # Instead of `rows`: given the shared strings, chunks of `<row>` elements (no row
+    # numbers) with how many rows each holds.
+    chunks: Callable[[Strings], Iterable[tuple[str, int]]] | None = None
+
+
+class Strings(dict[str, int]):
+    """The workbook's shared strings: each distinct string's index, given on first use."""
+
+    def __missing__(self, value: str) -> int:
+        index = self[value] = len(self)
+        return index
+
+    def cell(self, value: str | None) -> str:
+        """A cell of the string `value` (None: an empty cell)."""
+        return "<c/>" if value is None else f'<c t="s"><v>{self[value]}</v></c>'
+
+    def xml(self) -> str:
+        items = "".join(f"<si>{_t(value)}</si>" for value in self)
+        return f'{HEAD}<sst xmlns="{MAIN}" uniqueCount="{len(self)}">{items}</sst>'
 
 
 def column(n: int) -> str:
@@ -53,10 +78,14 @@ def text(value: str) -> str:
     return value.replace("\r", "&#13;")  # kept, not read back as a line feed
 
 
-def _string(value: str, style: int = 0) -> str:
+def _t(value: str) -> str:
     space = ' xml:space="preserve"' if value[:1].isspace() or value[-1:].isspace() else ""
+    return f"<t{space}>{text(value)}</t>"
+
+
+def _string(value: str, style: int = 0) -> str:
     s = f' s="{style}"' if style else ""
-    return f'<c t="inlineStr"{s}><is><t{space}>{text(value)}</t></is></c>'
+    return f'<c t="inlineStr"{s}><is>{_t(value)}</is></c>'
 
 
 def _number(value: float) -> str:
@@ -84,12 +113,11 @@ def cell(value: object) -> str:
     return _string(str(value))
 
 
-def _rows(rows: Iterable[Sequence[Any]], first: int, counted: list[int]) -> Iterable[str]:
-    """The rows as `<row>` elements from row number `first`, batched; `counted` gets the
+def _rows(rows: Iterable[Sequence[Any]], first: int) -> Iterator[tuple[str, int]]:
+    """The rows as `<row>` elements from row number `first`, in batches, each with its
     count. Repeated strings are escaped once (names, titles, statuses repeat)."""
     strings: dict[str, str] = {}
     batch: list[str] = []
-    n = first - 1
     for n, row in enumerate(rows, first):
         cells = []
         for v in row:
@@ -111,10 +139,9 @@ def _rows(rows: Iterable[Sequence[Any]], first: int, counted: list[int]) -> Iter
             cells.append(x)
         batch.append(f'<row r="{n}">{"".join(cells)}</row>')
         if len(batch) >= BATCH:
-            yield "".join(batch)
+            yield "".join(batch), len(batch)
             batch = []
-    yield "".join(batch)
-    counted.append(n - first + 1)
+    yield "".join(batch), len(batch)
 
 
 def _sheet_head(sheet: Sheet) -> str:
@@ -168,7 +195,8 @@ def _package(sheets: int) -> dict[str, str]:
             'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
             f'<Override PartName="/xl/workbook.xml" ContentType="{SHEET_TYPE}.sheet.main+xml"/>'
             f'<Override PartName="/xl/styles.xml" ContentType="{SHEET_TYPE}.styles+xml"/>'
-            f"{overrides}</Types>"
+            f'<Override PartName="/xl/sharedStrings.xml" '
+            f'ContentType="{SHEET_TYPE}.sharedStrings+xml"/>{overrides}</Types>'
         ),
         "_rels/.rels": (
             f'{HEAD}<Relationships xmlns="{RELS}"><Relationship Id="rId1" '
@@ -201,7 +229,8 @@ def _workbook(names: list[str], filters: list[str], time_format: str) -> dict[st
         ),
         "xl/_rels/workbook.xml.rels": (
             f'{HEAD}<Relationships xmlns="{RELS}">{rels}<Relationship Id="rId{styles}" '
-            f'Type="{DOC_RELS}/styles" Target="styles.xml"/></Relationships>'
+            f'Type="{DOC_RELS}/styles" Target="styles.xml"/><Relationship Id="rId{styles + 1}" '
+            f'Type="{DOC_RELS}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'
         ),
         "xl/styles.xml": _styles(time_format),
     }
@@ -212,21 +241,57 @@ def quote_sheet(name: str) -> str:
     return "'" + name.replace("'", "''") + "'"
 
 
+@contextmanager
+def _in_thread(part: IO[bytes]) -> Iterator[Callable[[bytes], object]]:
+    """A `write` that hands the bytes to a thread writing them to `part` (deflating them)."""
+    queue: Queue[bytes | None] = Queue(maxsize=4)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        while (data := queue.get()) is not None:
+            if not failed:
+                try:
+                    part.write(data)
+                except BaseException as exc:  # raised in the caller's thread
+                    failed.append(exc)
+
+    def write(data: bytes) -> None:
+        if failed:
+            raise failed[0]
+        queue.put(data)
+
+    thread = Thread(target=run, name="xlsx-deflate", daemon=True)
+    thread.start()
+    try:
+        yield write
+    finally:
+        queue.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
 def write(out: IO[bytes], sheets: Sequence[Sheet], time_format: str) -> list[int]:
     """Write the workbook to `out`; returns the rows written per sheet (no header)."""
     counted: list[int] = []
     filters = []
+    strings = Strings()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for name, xml in _package(len(sheets)).items():  # first: tools sniff the first entry
             zf.writestr(name, xml)
         for i, sheet in enumerate(sheets, 1):
-            with zf.open(f"xl/worksheets/sheet{i}.xml", "w") as part:
-                part.write(_sheet_head(sheet).encode())
-                for chunk in _rows(sheet.rows, 2, counted):
-                    part.write(chunk.encode())
-                last, end = column(len(sheet.header)), counted[-1] + 1
-                part.write(f'</sheetData><autoFilter ref="A1:{last}{end}"/></worksheet>'.encode())
+            chunks = sheet.chunks(strings) if sheet.chunks else _rows(sheet.rows, 2)
+            with zf.open(f"xl/worksheets/sheet{i}.xml", "w") as part, _in_thread(part) as put:
+                put(_sheet_head(sheet).encode())
+                n = 0
+                for chunk, rows in chunks:
+                    put(chunk.encode())
+                    n += rows
+                last, end = column(len(sheet.header)), n + 1
+                put(f'</sheetData><autoFilter ref="A1:{last}{end}"/></worksheet>'.encode())
+            counted.append(n)
             filters.append(f"$A$1:${last}${end}")
+        zf.writestr("xl/sharedStrings.xml", strings.xml())
         for name, xml in _workbook([s.name for s in sheets], filters, time_format).items():
             zf.writestr(name, xml)
     return counted

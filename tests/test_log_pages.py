@@ -77,3 +77,15 @@ def test_an_operator_counts_only_their_commune(
     panel.login("thoson", "loa-thoson")
     page = panel.get("/log")
     assert rows(page) == 4 and "1–4 / 4" in page
+
+
+def test_a_commune_is_found_by_its_code_with_the_other_filters(
+    client: FlaskClient, year_of_slots: list[str]
+) -> None:
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    page = panel.get(f"/log?commune={THO_SON}&status=scheduled&topic=CCHC")
+    assert rows(page) == 4 and "1–4 / 4" in page
+    assert "Thọ Bình" not in page.split('id="log-count"')[1]
+    assert rows(panel.get(f"/log?commune={THO_SON}&status=played")) == 0
+    assert 'id="log-count">0<' in panel.get("/log?commune=00000")

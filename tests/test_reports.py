@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
 
 import docx
 import openpyxl
@@ -22,13 +23,13 @@ from docx.shared import Pt
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from scheduler import areas, audit, bulletins, reports, service, xlsx
+from scheduler import areas, asrun, audit, bulletins, reports, service, xlsx
 from scheduler.auth import Actor
 from scheduler.clock import ManualClock
 from scheduler.context import Loa, build_loa
 from scheduler.models import AudioAsset, Priority, Role
 from scheduler.report_docx import MISSED_LIMIT, docx_bytes
-from scheduler.settings import ReportSettings
+from scheduler.settings import ReportSettings, Settings
 from tests.conftest import ADMIN, CENTRE, THO_BINH, THO_SON, THO_TIEN, Api, make_settings
 from tests.test_cli import run
 from tests.test_panel import Panel
@@ -476,3 +477,101 @@ def test_loa_export_writes_xlsx_and_docx_of_a_period(tmp_path: Path, seeded_db: 
     out = run(["export", "--from", "2026-01-01", "--to", "2026-06-30", "--format", "pdf",
                "-o", str(tmp_path / "r.pdf")], tmp_path)  # fmt: skip
     assert out.returncode == 2 and "pdf" in out.stderr
+
+
+# --- the export's rows from the database --------------------------------------------------
+
+
+@pytest.mark.both_databases
+def test_sqlite_and_postgresql_export_the_same_local_times_labels_and_minutes(
+    settings: Settings, backend: str
+) -> None:
+    if backend == "postgresql":  # a fresh copy of the demo district: air its half-year
+        clock = ManualClock(APRIL)
+        loa = build_loa(settings, clock=clock)
+        air_half_year(loa, clock)
+        loa.close()
+    loa = build_loa(settings, clock=ManualClock(JULY))
+    try:
+        report = _report(loa)
+        with loa.transaction() as s:
+            audio = select(AudioAsset.duration_seconds).where(AudioAsset.stream_url.is_(None))
+            speech = s.scalar(audio)
+        calls: list[tuple[int, int]] = []
+        issued, signed = date(2026, 7, 10), ReportSettings()
+        data = reports.export_bytes(
+            report, "xlsx", issued, signed, progress=lambda *call: calls.append(call)
+        )
+        text = reports.export_bytes(report, "csv", issued, signed)
+    finally:
+        loa.close()
+    assert calls == [(5, 5)]  # fewer than 10,000 rows: once, at the end
+    log = openpyxl.load_workbook(io.BytesIO(data))["Nhật ký phát"]
+    head = [c.value for c in log[1]]
+    sheet = [dict(zip(head, (c.value for c in r), strict=True)) for r in log.iter_rows(min_row=2)]
+    table = list(csv.DictReader(io.StringIO(text.decode("utf-8-sig"))))
+    assert [r["Trạng thái"] for r in sheet] == [r["Trạng thái"] for r in table] == [
+        "đã phát", "không phát", "đã phát", "đã hủy", "không phát"
+    ]  # fmt: skip
+    first, relay = sheet[0], sheet[2]
+    assert first["Giờ phát theo lịch"] == datetime(2026, 4, 20, 8, 1)
+    assert first["Bắt đầu"] == datetime(2026, 4, 20, 8, 2)
+    assert table[0]["Giờ phát theo lịch"] == "20/04/2026 08:01:00"
+    assert table[0]["Bắt đầu"] == "20/04/2026 08:02:00"
+    assert first["Trễ (giây)"] == 60.0 and table[0]["Trễ (giây)"] == "60.0"
+    assert first["Thời lượng (phút)"] == round(speech / 60, 2)
+    assert first["Người xác nhận"] == OPERATOR_NAME and first["Xác nhận qua"] == "cán bộ xã"
+    assert first["Mức ưu tiên"] == "thông thường" and first["Loại bản tin"] == "đọc văn bản"
+    assert relay["Số phút đã phát"] == 15.0 and table[2]["Số phút đã phát"] == "15.0"
+    assert sheet[1]["Lý do"] == "Mất điện" and sheet[1]["Bắt đầu"] is None
+    assert sheet[3]["Chủ đề"] == "CCHC" and sheet[3]["Lý do"] == ""
+
+
+def test_local_times_follow_the_zone_across_a_change_of_offset(loa: Loa) -> None:
+    berlin = ZoneInfo("Europe/Berlin")  # summer time from 29 March 2026, 01:00 UTC
+    offsets = asrun.zone_offsets(berlin, datetime(2026, 1, 1, tzinfo=UTC),
+                                 datetime(2026, 12, 31, tzinfo=UTC))  # fmt: skip
+    assert offsets == [
+        (datetime(2026, 1, 1, tzinfo=UTC), 3600),
+        (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), 7200),
+        (datetime(2026, 10, 25, 1, 0, tzinfo=UTC), 3600),
+    ]
+    f = asrun.make_filter(berlin, "2026-03-01", "2026-06-30")
+    with loa.transaction() as s:
+        rows = list(asrun.export_rows(s, CENTRE, f, berlin))
+    assert rows[0][8] == "20/04/2026 03:01:00"  # 01:01 UTC, in summer time
+    out = io.BytesIO()
+    report = _report(loa)
+    report.rows.tz = berlin  # type: ignore[union-attr]
+    reports.write_xlsx(report, out)
+    log = openpyxl.load_workbook(out)["Nhật ký phát"]
+    assert log.cell(2, 9).value == datetime(2026, 4, 20, 3, 1)
+
+
+def test_a_sheet_of_xml_rows_shares_its_strings_escaped() -> None:
+    def chunks(strings: xlsx.Strings) -> list[tuple[str, int]]:
+        rows = [f"<row><c><v>{i}</v></c>{strings.cell(text)}{strings.cell(None)}</row>"
+                for i, text in enumerate(["a & b <c>\x01", " lead", "a & b <c>\x01"])]  # fmt: skip
+        return [("".join(rows), len(rows))]
+
+    out = io.BytesIO()
+    sheet = xlsx.Sheet("Nhật ký", ["n", "text", "none"], [], chunks=chunks)
+    assert xlsx.write(out, [sheet], reports.XLSX_TIME) == [3]
+    with zipfile.ZipFile(out) as zf:
+        for info in zf.infolist():
+            ElementTree.fromstring(zf.read(info))
+        assert zf.read("xl/sharedStrings.xml").count(b"<si>") == 2
+    log = openpyxl.load_workbook(out)["Nhật ký"]
+    assert [[c.value for c in r] for r in log.iter_rows(min_row=2)] == [
+        [0, "a & b <c>", None],
+        [1, " lead", None],
+        [2, "a & b <c>", None],
+    ]
+    assert log.auto_filter.ref == "A1:C4" and log.freeze_panes == "A2"
+
+
+def test_the_docx_reports_its_stages() -> None:
+    calls: list[tuple[int, int]] = []
+    docx_bytes(reports.Report(H1_2026, "vi"), ReportSettings(), date(2026, 7, 1),
+               lambda done, total: calls.append((done, total)))  # fmt: skip
+    assert calls == [(1, 3), (2, 3), (3, 3)]

@@ -44,3 +44,40 @@ def test_past_a_districts_size_the_dashboard_counts_each_commune(
     assert f"/log?commune={THO_SON}" in page and f"/log?commune={THO_BINH}" in page
     assert "Các buổi còn lại xem trong nhật ký phát (1)" in page
     assert page.count("/confirm") == 1  # only the waiting list's first row
+
+
+def test_the_waiting_list_counts_every_overdue_broadcast_not_only_those_shown(
+    api: Api, client: FlaskClient, loa: Loa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schedule_and_wait(api, loa)
+    loa.clock.advance(5 * 60 * 60)  # type: ignore[attr-defined]  # past escalation: both overdue
+    monkeypatch.setattr(today, "WAITING_SHOWN", 1)
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    page = panel.get("/")
+    assert "2 quá hạn" in page
+    assert "Các buổi còn lại xem trong nhật ký phát (1)" in page
+
+
+def test_a_waiting_broadcast_past_the_shown_list_is_confirmed_in_its_commune(
+    api: Api, client: FlaskClient, loa: Loa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = schedule_and_wait(api, loa)
+    monkeypatch.setattr(today, "WAITING_SHOWN", 1)
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    page = panel.get("/")
+    assert page.count("chờ cán bộ xã xác nhận") == 2  # both rows below say they wait
+    for broadcast_id in ids:  # the first in the list above, the other in its commune's table
+        assert page.count(f"/broadcasts/{broadcast_id}/confirm") == 1
+
+
+def test_an_operator_sees_only_their_communes_broadcasts_on_the_dashboard(
+    api: Api, client: FlaskClient, loa: Loa
+) -> None:
+    tho_son, tho_binh = schedule_and_wait(api, loa)
+    panel = Panel(client)
+    panel.login("thoson", "loa-thoson")
+    page = panel.get("/")
+    assert "Chờ xác nhận" in page and page.count(f"/broadcasts/{tho_son}/confirm") == 1
+    assert f"/broadcasts/{tho_binh}" not in page and "Thọ Bình" not in page

@@ -6,12 +6,14 @@ import io
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, render_template, request, url_for
+from sqlalchemy import select
 
-from scheduler import areas, asrun
+from scheduler import asrun
 from scheduler.errors import LoaError
-from scheduler.models import Status
+from scheduler.models import Area, Status
 from web.auth import current_actor, login_required
 from web.common import broadcast_row, flash_error, loa, local
+from web.i18n import translate
 
 bp = Blueprint("log", __name__)
 
@@ -48,13 +50,17 @@ def index() -> str:
                 topic=b.bulletin.topic,
             )
             rows.append(row)
-        communes = [{"code": c.code, "name": c.name} for c in areas.communes(session)]
+        # The filter's 559 choices as plain rows, not Area objects.
+        communes = session.execute(
+            select(Area.code, Area.name).where(Area.level == "commune").order_by(Area.code)
+        ).all()
     args = {k: request.args.get(k, "") for k in FILTER_KEYS}
     return render_template(
         "log.html",
         rows=rows,
         communes=communes,
-        statuses=[s.value for s in Status],
+        # Each status said once, not once a row.
+        status_labels={s.value: translate(s.value) for s in Status},
         args=args,
         total=total,
         page=page,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, time, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
@@ -33,36 +34,42 @@ ALERTS_SINCE = timedelta(hours=24)
 @login_required
 def index() -> str:
     ctx = loa()
-    tz = ctx.settings.timezone
+    settings = ctx.settings
+    tz = settings.timezone
     now = ctx.now()
     day = now.astimezone(tz).date()
     start = datetime.combine(day, time(0), tz)
     f = asrun.LogFilter(start=start, end=start + timedelta(days=1))
     actor = current_actor()
+    confirm_after = timedelta(minutes=settings.confirm_after_minutes)
+    escalate_after = timedelta(minutes=settings.escalate_after_minutes)
     groups: dict[str, dict[str, Any]] = {}
     totals: Counter[str] = Counter()
-    settings = ctx.settings
     with ctx.transaction() as session:
         asked = watch.waiting_for_operator(
-            session, actor, now,
-            timedelta(minutes=settings.confirm_after_minutes),
-            timedelta(minutes=settings.escalate_after_minutes),
-        )  # fmt: skip
-        awaiting = {w.broadcast.id for w in asked}
+            session, actor, now, confirm_after, escalate_after, WAITING_SHOWN
+        )
+        # Fewer than a list's worth (an operator, a district): all of them are here.
+        everyone = len(asked) < WAITING_SHOWN
+        if everyone:
+            waiting_total, escalated = len(asked), sum(w.escalated for w in asked)
+        else:
+            waiting_total, escalated = watch.count_waiting(
+                session, actor, now, confirm_after, escalate_after
+            )
         summary = _per_commune(session, actor, f)
         totals.update({status: n for counts in summary for status, n in counts["counts"]})
-        if len(summary) > DETAIL_COMMUNES:  # a province: one line a commune, not every row
-            groups = {}
-        else:
+        if len(summary) <= DETAIL_COMMUNES:  # up to a district: every broadcast is listed
+            awaiting = (
+                {w.broadcast.id for w in asked}
+                if everyone
+                else watch.waiting_ids(session, actor, now, confirm_after)
+            )
             for b in asrun.query(session, actor, f, deliveries=False):
                 group = groups.setdefault(b.commune.code, {"name": b.commune.name, "rows": []})
                 group["rows"].append(broadcast_row(b, now, b.id in awaiting))
             summary = []
-        waiting = [
-            {**broadcast_row(w.broadcast, now, True), "commune": w.broadcast.commune.name,
-             "day": local(w.broadcast.scheduled_at, "%d/%m"), "escalated": w.escalated}
-            for w in asked[:WAITING_SHOWN]
-        ]  # fmt: skip
+        waiting = [_waiting_row(w) for w in asked]
         mine = actor.communes if actor.role == Role.OPERATOR else None
         ready = [
             {
@@ -87,16 +94,34 @@ def index() -> str:
     return render_template(
         "today.html",
         waiting=waiting,
-        waiting_total=len(asked),
+        listed={r["id"] for r in waiting},
+        waiting_total=waiting_total,
         summary=summary,
-        escalated=sum(w.escalated for w in asked),
+        escalated=escalated,
         ready=ready,
         alerts=alerts,
         groups=groups,
         totals=sorted(totals.items(), key=lambda kv: list(Status).index(Status(kv[0]))),
+        # Each status said once, not once a cell (a province's day is 559 rows of them).
+        status_labels={s.value: translate(s.value) for s in Status},
         day=day.strftime("%d/%m/%Y"),
         may_confirm=actor.role in (Role.ADMIN, Role.CENTRE, Role.OPERATOR),
     )
+
+
+def _waiting_row(w: watch.Waiting) -> dict[str, Any]:
+    """A broadcast of the waiting list: only what its table shows."""
+    b = w.broadcast
+    return {
+        "id": b.id,
+        "time": local(b.scheduled_at, "%H:%M"),
+        "day": local(b.scheduled_at, "%d/%m"),
+        "title": b.title,
+        "priority": b.priority,
+        "status": b.status,
+        "commune": b.commune,
+        "escalated": w.escalated,
+    }
 
 
 def _per_commune(session: Session, actor: Actor, f: asrun.LogFilter) -> list[dict[str, Any]]:
@@ -107,11 +132,14 @@ def _per_commune(session: Session, actor: Actor, f: asrun.LogFilter) -> list[dic
         .group_by(Area.code, Area.name, Broadcast.status)
         .order_by(Area.name)
     )
+    log = url_for("log.index")
     rows: dict[str, dict[str, Any]] = {}
     for code, name, status, n in session.execute(asrun.restrict(q, actor, f)):
-        rows.setdefault(code, {"code": code, "name": name, "counts": []})["counts"].append(
-            (status, n)
-        )
+        row = rows.get(code)
+        if row is None:
+            url = f"{log}?commune={quote(code)}"  # its log: one url_for, not 559
+            row = rows[code] = {"name": name, "url": url, "counts": []}
+        row["counts"].append((status, n))
     return list(rows.values())
 
 

@@ -1,7 +1,7 @@
 """A province's year: the dashboard, the as-run log page and the year's exports.
 
     .venv/bin/python scripts/bench/reports.py [--requests 50] [--src DIR] [--keep DIR]
-                                              [--exports-only]
+                                              [--exports-only | --pages-only]
 
 A fresh SQLite database with Thanh Hóa's 559 communes (2021 list), one agent endpoint
 each, and 2026 in full: two slots a day (06:30, 17:00) in every commune, 408,070
@@ -13,7 +13,7 @@ centre user: the dashboard (`/`), the log's first page and a filtered page (p50 
 the XLSX and DOCX downloads of the year, and `sqlite3 -csv` dumping the same rows.
 Goals (issue 8): dashboard p95 ≤ 150 ms, log p95 ≤ 200 ms, XLSX + DOCX ≤ 3 × the dump.
 `--src` runs another checkout (e.g. `git archive` of an older commit) for a "before";
-`--exports-only` skips the pages.
+`--exports-only` skips the pages, `--pages-only` the exports.
 """
 
 from __future__ import annotations
@@ -173,7 +173,12 @@ def p(values: list[float], q: float) -> float:
 
 
 def measure(
-    data: Path, requests: int, budget: float, commune: str, with_pages: bool = True
+    data: Path,
+    requests: int,
+    budget: float,
+    commune: str,
+    with_pages: bool = True,
+    with_exports: bool = True,
 ) -> None:
     from scheduler.clock import ManualClock
     from scheduler.context import build_loa
@@ -217,6 +222,9 @@ def measure(
     if with_pages:
         size = len(get("/log")())
         print(f"(the log's first page is {size / 1024:.0f} KiB)")
+    if not with_exports:
+        loa.close()
+        return
 
     year = f"from={YEAR}-01-01&to={YEAR}-12-31"
     spent = {}
@@ -252,7 +260,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=120, help="seconds per page at most")
     parser.add_argument("--src", type=Path, default=ROOT, help="the checkout to measure")
     parser.add_argument("--keep", type=Path, help="reuse (or keep) the database in this folder")
-    parser.add_argument("--exports-only", action="store_true", help="skip the pages")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--exports-only", action="store_true", help="skip the pages")
+    only.add_argument("--pages-only", action="store_true", help="skip the exports")
     args = parser.parse_args()
     sys.path.insert(0, str(args.src.resolve()))
     print(f"machine: {describe()}")
@@ -268,7 +278,8 @@ def main() -> None:
             count, commune = build(data)
             print(f"built {count} broadcasts (559 communes × 365 days × 2 slots), with "
                   f"deliveries and history, in {time.perf_counter() - t0:.1f} s")  # fmt: skip
-        measure(data, args.requests, args.budget, commune, not args.exports_only)
+        measure(data, args.requests, args.budget, commune,
+                not args.exports_only, not args.pages_only)  # fmt: skip
         if args.keep is None:
             shutil.rmtree(data / "audio", ignore_errors=True)
 
