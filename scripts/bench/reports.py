@@ -19,6 +19,7 @@ Goals (issue 8): dashboard p95 ≤ 150 ms, log p95 ≤ 200 ms, XLSX + DOCX ≤ 3
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import shutil
 import statistics
@@ -180,12 +181,14 @@ def measure(
     with_pages: bool = True,
     with_exports: bool = True,
 ) -> None:
+    from loa.serve import GC_THRESHOLDS
     from scheduler.clock import ManualClock
     from scheduler.context import build_loa
     from scheduler.models import User
     from scheduler.settings import load_settings
     from web import create_app
 
+    gc.set_threshold(*GC_THRESHOLDS)  # as `loa serve` and `loa web` run
     env = {"LOA_DATA": str(data), "LOA_SECRET_KEY": "bench-secret-0123456789abcdef"}
     loa = build_loa(load_settings(env), clock=ManualClock(NOW))
     app = create_app(loa)
