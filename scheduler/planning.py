@@ -487,9 +487,13 @@ def _wanted(
 ) -> tuple[list[Wanted], int]:
     """The broadcasts these placements ask for from now to `until` (in `communes` only, if
     given), and how many more they would ask for in the quiet hours of their communes."""
-    targets = target_communes(session, placements)
-    if communes is not None:
-        targets = {p: [c for c in ids if c in communes] for p, ids in targets.items()}
+    if communes is None:
+        targets = target_communes(session, placements)
+    else:  # a batch of a placement's communes: the batch is its "all"
+        batch = sorted(communes)
+        named = target_communes(session, [p for p in placements if p.target != "all"])
+        targets = {p.id: [c for c in named[p.id] if c in communes] if p.id in named else batch
+                   for p in placements}  # fmt: skip
     first = now.astimezone(tz).date() - timedelta(days=1)
     occurrences = slot_occurrences(active_slots(session), first, until.astimezone(tz).date(), tz)
     quiet_hours = quiet.windows(session)
