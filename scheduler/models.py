@@ -363,8 +363,9 @@ class Broadcast(Base):
 
     __tablename__ = "broadcasts"
     __table_args__ = (
-        UniqueConstraint("placement_id", "commune_id", "planned_at"),
-        # The log filtered by status, the waiting list and readiness: a status in a period.
+        UniqueConstraint("placement_id", "commune_id", "planned_at"),  # also: by placement
+        # The log filtered by status, the waiting list and readiness: a status in a period
+        # (and a status alone).
         Index("ix_broadcasts_status_scheduled_at", "status", "scheduled_at"),
     )
 
@@ -374,7 +375,7 @@ class Broadcast(Base):
     audio_id: Mapped[int] = mapped_column(ForeignKey("audio_assets.id"))
     priority: Mapped[str] = mapped_column(String(16))
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    status: Mapped[str] = mapped_column(String(16), default=Status.SCHEDULED.value, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.SCHEDULED.value)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -387,7 +388,7 @@ class Broadcast(Base):
     # Planned by a placement: the instant its rule gave (unique per placement and commune),
     # and, in a slot, the slot occurrence it is queued in, its place there, and whether it
     # was moved there because it did not fit where it was planned.
-    placement_id: Mapped[int | None] = mapped_column(ForeignKey("placements.id"), index=True)
+    placement_id: Mapped[int | None] = mapped_column(ForeignKey("placements.id"))
     planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     slot_id: Mapped[int | None] = mapped_column(ForeignKey("slots.id"))
     slot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -411,10 +412,10 @@ class Delivery(Base):
     """A broadcast at one endpoint of its commune, with that endpoint's proof of play."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("broadcast_id", "endpoint_id"),)
+    __table_args__ = (UniqueConstraint("broadcast_id", "endpoint_id"),)  # also: by broadcast
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"))
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=Status.SCHEDULED.value, index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
