@@ -9,6 +9,7 @@ ceiling keeps 1 dB in hand because MP3 encoding adds overshoot.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +88,7 @@ def limiter_gain(
     where, need = index[over], ceiling / peaks[over]
     size = max(1, int(LOOKAHEAD_SECONDS * SAMPLE_RATE))
     blocks = -(-length // size)
-    block = np.ones(blocks)
+    block = np.ones(blocks, dtype=np.float32)
     # `where` is sorted: the least need of each block by one reduceat over its runs.
     owner = where // size
     runs = np.flatnonzero(np.diff(owner, prepend=-1))
@@ -95,17 +96,22 @@ def limiter_gain(
     held = block.copy()
     held[1:] = np.minimum(held[1:], block[:-1])
     held[:-1] = np.minimum(held[:-1], block[1:])
-    # Between the centres of two blocks the curve stays under the lower of the two, and
-    # both are under every need of the block it passes through. Only the blocks near a
-    # held one differ from 1.
-    touched = np.flatnonzero(held < 1)
-    touched = np.unique(np.clip(np.concatenate([touched - 1, touched, touched + 1]), 0, blocks - 1))
-    samples = (touched[:, None] * size + np.arange(size)[None, :]).ravel()
-    samples = samples[samples < length]
-    centres = np.minimum(np.arange(blocks) * size + size / 2, length - 1)
-    gain: Signal = np.ones(length, dtype=np.float32)
-    gain[samples] = np.interp(samples, centres, held)
-    return gain
+    # Between the centres of two blocks the curve runs from one held gain to the other,
+    # and both are under every need of either block. Only the blocks near a held one
+    # differ from 1: in block k the curve runs from (held[k-1] + held[k]) / 2 at its start
+    # through held[k] at its centre to (held[k] + held[k+1]) / 2 at its end.
+    near = held < 1
+    near[1:] |= held[:-1] < 1
+    near[:-1] |= held[1:] < 1
+    touched = np.flatnonzero(near)
+    offset = (np.arange(size, dtype=np.float32) - size / 2) / size  # from the centre, -0.5..0.5
+    here = held[touched][:, None]
+    before = held[np.maximum(touched - 1, 0)][:, None]
+    after = held[np.minimum(touched + 1, blocks - 1)][:, None]
+    neighbour = np.where(offset < 0, before, after)
+    gain: Signal = np.ones(blocks * size, dtype=np.float32)
+    gain.reshape(blocks, size)[touched] = here + (neighbour - here) * np.abs(offset)
+    return gain[:length]
 
 
 def limit(x: Signal, ceiling_dbtp: float = CEILING_DBTP) -> Signal:
@@ -133,10 +139,12 @@ def normalize_loudness(x: Signal, target: float = TARGET_LUFS) -> tuple[Signal, 
     peaks = np.abs(band[index])
     tried: list[tuple[float, float]] = []
     for _ in range(5):
-        measured = gated_loudness(
-            weighted * (scale * _or_one(limiter_gain(len(band), index, peaks * scale))),
-            SAMPLE_RATE,
-        )
+        curve = limiter_gain(len(band), index, peaks * scale)
+        if curve is None:
+            measured = gated_loudness(weighted * np.float32(scale), SAMPLE_RATE)
+        else:  # in place: a fresh array of the programme's length costs its page faults
+            curve *= np.float32(scale)
+            measured = gated_loudness(np.multiply(curve, weighted, out=curve), SAMPLE_RATE)
         tried.append((20 * math.log10(scale), measured))
         if abs(measured - target) < 0.15:
             break
@@ -222,6 +230,20 @@ def prepare_jingle(path: Path) -> AudioSegment:
 SPLIT_ABOVE_SECONDS = 30.0
 
 
+def spare_core() -> bool:
+    """Whether a core is idle besides the one this process runs on. A second encoder only
+    pays then: with other work about, its start-up (0.1 s of CPU) and the two halves
+    competing with that work cost more than they save. On Linux, the threads runnable at
+    this instant (this one among them), which follow the load as it changes; elsewhere
+    the load average of the last minute."""
+    cores = os.cpu_count() or 1
+    try:
+        runnable = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return os.getloadavg()[0] < cores - 1
+    return runnable - 1 <= cores - 2
+
+
 def _ffmpeg_mp3(path: Path, tags: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["ffmpeg", "-loglevel", "error", "-y", "-f", "s16le", "-ar", str(SAMPLE_RATE),
@@ -241,17 +263,17 @@ class Mp3Encoder:
     audio: its start-up (about a tenth of a second) overlaps the mastering, and `finish`
     streams the PCM in. Use it as a context manager: an encoder left unused is stopped.
 
-    LAME uses one core; a programme of about `seconds` over SPLIT_ABOVE_SECONDS is encoded
-    as two halves on two cores, cut in the middle of a paragraph pause, and the MP3
-    streams are joined (each stream's encoder delay adds ~0.1 s of silence inside that
-    pause). Such a file carries no Xing header, so players take the duration from the
-    constant bitrate."""
+    LAME uses one core; a programme of about `seconds` over SPLIT_ABOVE_SECONDS is encoded,
+    when a core is spare, as two halves on two cores, cut in the middle of a paragraph
+    pause, and the MP3 streams are joined (each stream's encoder delay adds ~0.1 s of
+    silence inside that pause). Such a file carries no Xing header, so players take the
+    duration from the constant bitrate."""
 
     def __init__(self, path: Path, title: str, seconds: float) -> None:
         self.path = path
         self.second = path.with_name(path.name + ".part2")
         titled = ["-metadata", f"title={title}", "-id3v2_version", "3"]
-        if seconds < SPLIT_ABOVE_SECONDS:
+        if seconds < SPLIT_ABOVE_SECONDS or not spare_core():
             self.procs = [_ffmpeg_mp3(path, titled)]
         else:
             self.procs = [

@@ -158,18 +158,12 @@ class Renderer:
     def _synthesize(
         tts: Engine, paragraphs: list[str], voice: str, speed: float
     ) -> list[AudioSegment]:
-        if not tts.parallel or len(paragraphs) < 2:
-            return [tts.synthesize(p, voice, speed) for p in paragraphs]
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            # The longest first, so that no core is left with a long one at the end.
-            spoken = {
-                i: pool.submit(tts.synthesize, paragraphs[i], voice, speed)
-                for i in sorted(range(len(paragraphs)), key=lambda i: -len(paragraphs[i]))
-            }
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            spoken = pool.submit(tts.synthesize_paragraphs, paragraphs, voice, speed)
             # Mastering needs numpy, a tenth of a second to import: while the engine speaks.
             import audio.master  # noqa: F401
 
-            return [spoken[i].result() for i in range(len(paragraphs))]
+            return spoken.result()
 
     def _key(
         self, spoken: str, engine: str, voice: str, speed: float, title: str, jingles: list[str]

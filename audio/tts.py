@@ -23,6 +23,14 @@ ESPEAK_VOICES: tuple[str, ...] = ("vi", "vi-vn-x-central", "vi-vn-x-south")
 ESPEAK_BASE_WPM = 160
 SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 GTTS_CHUNK_CHARS = 400  # sentences are grouped up to this size, one request each
+# espeak-ng is given all paragraphs at once with this SSML break between them, then its
+# output is cut again at the silences at least PARAGRAPH_GAP_MS long. Its own pauses
+# (sentences, commas) stay under 1 s even at half speed.
+PARAGRAPH_BREAK_MS = 2500
+PARAGRAPH_GAP_MS = 2000
+SILENCE_THRESHOLD_DBFS = -50.0  # as the mastering's trimming
+# Text in SSML (xml.sax.saxutils.escape would import urllib and http: 30 ms).
+SSML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
 class TtsError(Exception):
@@ -32,10 +40,15 @@ class TtsError(Exception):
 class Engine(Protocol):
     name: str
     voices: tuple[str, ...]
-    parallel: bool  # paragraphs may be synthesized at the same time (local engines)
 
     def synthesize(self, text: str, voice: str, speed: float) -> AudioSegment:
         """Speech for `text`; raises TtsError."""
+        ...
+
+    def synthesize_paragraphs(
+        self, paragraphs: list[str], voice: str, speed: float
+    ) -> list[AudioSegment]:
+        """Speech for each paragraph, in order; raises TtsError."""
         ...
 
 
@@ -73,19 +86,38 @@ class EspeakEngine:
 
     name = "espeak"
     voices: tuple[str, ...] = ESPEAK_VOICES
-    parallel = True
 
     def __init__(self, binary: str = "espeak-ng") -> None:
         self.binary = binary
 
     def synthesize(self, text: str, voice: str, speed: float) -> AudioSegment:
+        return self._speak(text, voice, speed, ssml=False)
+
+    def synthesize_paragraphs(
+        self, paragraphs: list[str], voice: str, speed: float
+    ) -> list[AudioSegment]:
+        """One espeak-ng process for all paragraphs: its start-up (loading the dictionary)
+        costs more than speaking a paragraph. The paragraphs are cut apart again at the
+        long SSML breaks between them; if espeak-ng's own pauses cannot be told from
+        those breaks, each paragraph is spoken alone."""
+        if len(paragraphs) < 2:
+            return [self.synthesize(p, voice, speed) for p in paragraphs]
+        gap = f'<break time="{PARAGRAPH_BREAK_MS}ms"/>'
+        ssml = "<speak>" + gap.join(p.translate(SSML_ESCAPES) for p in paragraphs) + "</speak>"
+        parts = split_at_long_silences(self._speak(ssml, voice, speed, ssml=True))
+        if len(parts) != len(paragraphs):
+            log.warning("espeak-ng paragraphs not found again; speaking them one by one")
+            return [self.synthesize(p, voice, speed) for p in paragraphs]
+        return parts
+
+    def _speak(self, text: str, voice: str, speed: float, *, ssml: bool) -> AudioSegment:
         if voice not in self.voices:
             raise TtsError(f"unknown espeak-ng voice {voice!r}; use one of {self.voices}")
         if shutil.which(self.binary) is None:
             raise TtsError(f"{self.binary} is not installed (apt-get install espeak-ng)")
         wpm = str(round(ESPEAK_BASE_WPM * speed))
         proc = subprocess.run(
-            [self.binary, "-v", voice, "-s", wpm, "--stdin", "--stdout"],
+            [self.binary, "-v", voice, "-s", wpm, *(["-m"] if ssml else []), "--stdin", "--stdout"],
             input=text.encode("utf-8"),
             capture_output=True,
             timeout=300,
@@ -96,12 +128,35 @@ class EspeakEngine:
         return AudioSegment.from_file(io.BytesIO(proc.stdout), format="wav")
 
 
+def split_at_long_silences(speech: AudioSegment) -> list[AudioSegment]:
+    """The sounds of `speech` separated by silences of at least PARAGRAPH_GAP_MS, measured
+    as the mastering trims: 10 ms frames under SILENCE_THRESHOLD_DBFS."""
+    import numpy as np  # imported here: the renderer imports it while espeak-ng speaks
+
+    mono = speech.set_channels(1).set_sample_width(2)
+    pcm = np.frombuffer(mono.raw_data, dtype=np.int16)
+    frame = mono.frame_rate // 100
+    frames = len(pcm) // frame
+    power = np.square(pcm[: frames * frame].reshape(frames, frame), dtype=np.float32).mean(axis=1)
+    silent = power < (32768 * 10 ** (SILENCE_THRESHOLD_DBFS / 20)) ** 2
+    # Runs of silent frames, from edges[0] to edges[1], edges[2] to edges[3], and so on.
+    edges = np.flatnonzero(np.diff(silent, prepend=False, append=False))
+    runs = edges.reshape(-1, 2)
+    gaps = runs[runs[:, 1] - runs[:, 0] >= PARAGRAPH_GAP_MS // 10] * frame
+    # Each sound runs from the end of one gap to the start of the next.
+    bounds = [0, *gaps.ravel().tolist(), frames * frame]
+    rate = mono.frame_rate
+    return [
+        AudioSegment(pcm[start:end].tobytes(), frame_rate=rate, sample_width=2, channels=1)
+        for start, end in zip(bounds[0::2], bounds[1::2], strict=True)
+    ]
+
+
 class GttsEngine:
     """Google Translate's TTS through gTTS: sentence by sentence, each with timeout and retry."""
 
     name = "gtts"
     voices: tuple[str, ...] = ("vi",)
-    parallel = False  # one request at a time: a district server must not look like a flood
 
     # After a failure the engine rests this long: an offline server should not wait for
     # Google's timeouts on every render before falling back.
@@ -134,6 +189,12 @@ class GttsEngine:
             return AudioSegment.from_file(buf, format="mp3")
         raise TtsError("gTTS was not tried")  # attempts < 1
 
+    def synthesize_paragraphs(
+        self, paragraphs: list[str], voice: str, speed: float
+    ) -> list[AudioSegment]:
+        # One request at a time: a district server must not look like a flood.
+        return [self.synthesize(p, voice, speed) for p in paragraphs]
+
     def synthesize(self, text: str, voice: str, speed: float) -> AudioSegment:
         if voice not in self.voices:
             raise TtsError(f"gTTS has only the voice 'vi', not {voice!r}")
@@ -154,7 +215,6 @@ class PiperEngine:
 
     name = "piper"
     voices: tuple[str, ...] = ("vi",)
-    parallel = False  # onnxruntime already uses every core
 
     def __init__(self, model: Path) -> None:
         self.model = model
@@ -173,6 +233,12 @@ class PiperEngine:
             except Exception as exc:  # onnxruntime and json raise many kinds
                 raise TtsError(f"cannot load the piper voice model {self.model}: {exc}") from exc
         return self._voice
+
+    def synthesize_paragraphs(
+        self, paragraphs: list[str], voice: str, speed: float
+    ) -> list[AudioSegment]:
+        # One after the other: onnxruntime already uses every core.
+        return [self.synthesize(p, voice, speed) for p in paragraphs]
 
     def synthesize(self, text: str, voice: str, speed: float) -> AudioSegment:
         model = self._load()

@@ -1,6 +1,7 @@
 """Loudness and true peak, checked against BS.1770's reference values and ffmpeg's ebur128."""
 
 import math
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -9,9 +10,11 @@ import numpy as np
 import pytest
 from pydub import AudioSegment
 
-from audio.loudness import integrated_loudness, true_peak
+import audio.master
+from audio.loudness import BLOCK, band_and_k_weighted, integrated_loudness, true_peak
 from audio.master import (
     CEILING_DBTP,
+    HORN_BAND,
     SAMPLE_RATE,
     MasteringError,
     Mp3Encoder,
@@ -73,6 +76,25 @@ def test_loudness_agrees_with_ffmpeg_on_speech(tmp_path: Path) -> None:
     assert true_peak(x) == pytest.approx(peak, abs=0.3)
 
 
+def test_the_filters_run_in_blocks_without_seams_or_phase_shift() -> None:
+    x = sine(1000, 0.5, 5.0)  # many overlap-save blocks long
+    assert len(x) > 5 * BLOCK
+    inside = slice(RATE // 5, -RATE // 5)  # away from the ends, where the filters ring
+    for y in band_and_k_weighted(x, RATE, HORN_BAND):
+        # Zero phase: the same sine comes out, scaled by the filter's gain, at every sample.
+        gain = float(y[inside] @ x[inside] / (x[inside] @ x[inside]))
+        assert np.abs(y[inside] - gain * x[inside]).max() < 1e-4
+    band, _ = band_and_k_weighted(x, RATE, HORN_BAND)
+    assert np.abs(band[inside]).max() == pytest.approx(0.5, rel=0.01)
+
+
+def test_the_band_filter_keeps_what_horns_reproduce() -> None:
+    inside = slice(RATE // 5, -RATE // 5)
+    for outside in (50, 10500):  # Hz: mains hum, and above the band's upper edge
+        band, _ = band_and_k_weighted(sine(outside, 0.5, 3.0), RATE, HORN_BAND)
+        assert np.abs(band[inside]).max() < 0.005
+
+
 def test_the_true_peak_sees_what_lies_between_samples() -> None:
     # A quarter-rate sine sampled 45 degrees off its crests: samples at 0.707, crests at 1.
     x = sine(RATE / 4, 1.0, 1.0, phase=math.pi / 4)
@@ -111,7 +133,10 @@ def test_a_jingle_is_loudness_matched_and_non_audio_is_refused(tmp_path: Path) -
         prepare_jingle(tmp_path / "notes.wav")
 
 
-def test_a_long_programme_is_encoded_in_two_halves_joined_at_a_pause(tmp_path: Path) -> None:
+def test_a_long_programme_is_encoded_in_two_halves_joined_at_a_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audio.master, "spare_core", lambda: True)
     tone = AudioSegment.from_wav(str(write_wav(sine(440, 0.3, 20.0), tmp_path / "t.wav")))
     mastered = master([tone, tone], 700)
     with Mp3Encoder(tmp_path / "out.mp3", "T", 40.7) as encoder:
@@ -122,7 +147,34 @@ def test_a_long_programme_is_encoded_in_two_halves_joined_at_a_pause(tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp3", "t.wav"]
 
 
-def test_an_encoder_left_unused_is_stopped(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("loadavg", "spare"),
+    [("0.40 0.30 0.20 1/90 4242", True), ("1.10 0.90 0.80 2/90 4242", False),
+     ("4.10 4.00 3.50 5/90 4242", False)],
+)  # fmt: skip
+def test_a_core_is_spare_when_no_other_thread_is_runnable(
+    monkeypatch: pytest.MonkeyPatch, loadavg: str, spare: bool
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(Path, "read_text", lambda self, *args, **kwargs: loadavg)
+    assert audio.master.spare_core() is spare
+
+
+def test_a_loaded_machine_encodes_a_long_programme_in_one_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audio.master, "spare_core", lambda: False)
+    tone = AudioSegment.from_wav(str(write_wav(sine(440, 0.3, 20.0), tmp_path / "t.wav")))
+    mastered = master([tone, tone], 700)
+    with Mp3Encoder(tmp_path / "out.mp3", "T", 40.7) as encoder:
+        assert len(encoder.procs) == 1
+        encoder.finish(mastered)
+    decoded = AudioSegment.from_file(str(tmp_path / "out.mp3"))
+    assert abs(len(decoded) - len(mastered.segment)) < 150
+
+
+def test_an_encoder_left_unused_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audio.master, "spare_core", lambda: True)  # two encoders to stop
     with pytest.raises(MasteringError), Mp3Encoder(tmp_path / "out.mp3", "T", 40.0) as encoder:
         raise MasteringError("mastering failed")
     assert all(proc.returncode is not None for proc in encoder.procs)

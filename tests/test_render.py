@@ -239,3 +239,76 @@ def test_an_unreachable_google_is_not_asked_again_for_a_while(
     with pytest.raises(TtsError, match="not tried again yet"):
         engine.synthesize("Xin chào.", "vi", 1.0)
     assert len(asked) == 2
+
+
+PARAGRAPHS = [
+    "Ủy ban nhân dân xã thông báo lịch tiếp công dân.",
+    "Bà con mang theo căn cước công dân, sổ hộ khẩu.",
+    "Xin trân trọng cảm ơn bà con.",
+]
+
+
+def count_espeak_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    import audio.tts
+
+    runs: list[list[str]] = []
+    real_run = subprocess.run
+
+    def run(argv: list[str], **kwargs: object) -> object:
+        runs.append(argv)
+        return real_run(argv, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(audio.tts.subprocess, "run", run)
+    return runs
+
+
+def test_paragraphs_are_spoken_by_one_espeak_process_and_cut_apart_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from audio.master import trim_silence
+
+    engine = EspeakEngine()
+    alone = [trim_silence(engine.synthesize(p, "vi", 1.0)) for p in PARAGRAPHS]
+    runs = count_espeak_runs(monkeypatch)
+    together = engine.synthesize_paragraphs(PARAGRAPHS, "vi", 1.0)
+    assert len(runs) == 1 and "-m" in runs[0]  # SSML, with breaks between paragraphs
+    assert len(together) == len(PARAGRAPHS)
+    for part, single in zip(together, alone, strict=True):
+        assert len(trim_silence(part)) == pytest.approx(len(single), abs=150)
+
+
+def test_espeak_speaks_paragraphs_one_by_one_when_it_cannot_find_them_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import audio.tts
+
+    # So short a gap that the pauses between words count as paragraph breaks too.
+    monkeypatch.setattr(audio.tts, "PARAGRAPH_GAP_MS", 50)
+    runs = count_espeak_runs(monkeypatch)
+    parts = EspeakEngine().synthesize_paragraphs(PARAGRAPHS, "vi", 1.0)
+    assert len(runs) == 1 + len(PARAGRAPHS)
+    assert len(parts) == len(PARAGRAPHS) and all(len(p) > 500 for p in parts)
+
+
+def silences_ms(path: Path, threshold_dbfs: float = -50.0) -> list[int]:
+    """Lengths of the silent stretches (10 ms frames under the threshold) of an MP3."""
+    from pydub import AudioSegment
+
+    audio = AudioSegment.from_file(str(path))
+    silent = [audio[i : i + 10].dBFS < threshold_dbfs for i in range(0, len(audio) - 10, 10)]
+    runs, current = [], 0
+    for quiet in [*silent, False]:
+        if quiet:
+            current += 10
+        elif current:
+            runs.append(current)
+            current = 0
+    return runs
+
+
+def test_paragraphs_are_separated_by_the_paragraph_pause(tmp_path: Path) -> None:
+    r = Renderer(tmp_path / "audio", {"espeak": EspeakEngine()}, pause_ms=700)
+    speech = r.render("\n".join(PARAGRAPHS), title="T", engine="espeak")
+    pauses = [ms for ms in silences_ms(speech.path) if ms >= 500]
+    assert len(pauses) == len(PARAGRAPHS) - 1
+    assert all(pause == pytest.approx(700, abs=60) for pause in pauses)
