@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from scheduler.db import one_at_a_time
 from scheduler.models import Area, AudioAsset, Broadcast, BroadcastEvent
 from scheduler.status import TERMINAL
 
@@ -98,10 +99,7 @@ def head(session: Session) -> tuple[int, str]:
 def seal(session: Session) -> int:
     """Seal the history rows not sealed yet (up to BATCH); returns how many. The caller
     commits; call again while it returns BATCH."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": CHAIN_LOCK})
-    else:  # the write lock first, so the head read next is the latest
-        session.execute(update(BroadcastEvent).where(BroadcastEvent.id == 0).values(seq=None))
+    one_at_a_time(session, CHAIN_LOCK, BroadcastEvent.__table__)  # type: ignore[arg-type]
     seq, previous = head(session)
     events = session.execute(
         select(*EVENT_COLUMNS)

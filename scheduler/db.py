@@ -22,6 +22,7 @@ from sqlalchemy import (
     insert,
     literal,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
@@ -125,6 +126,16 @@ def alembic_config(engine: Engine) -> Config:
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     cfg.attributes["engine"] = engine
     return cfg
+
+
+def one_at_a_time(session: Session, lock_id: int, table: Table) -> None:
+    """Make this transaction the only one holding `lock_id` until it ends, before it reads
+    anything: on PostgreSQL an advisory transaction lock; on SQLite (one writer) the write
+    lock, taken with an UPDATE of no row of `table`."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+    else:
+        session.execute(update(table).where(table.c.id == 0).values(id=0))
 
 
 MIGRATION_LOCK = 7_203_401  # PostgreSQL advisory lock id: one migrating process at a time

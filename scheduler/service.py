@@ -25,6 +25,7 @@ from scheduler import areas, audit, bulletins, documents, health, lexicon, plann
 from scheduler import broadcasts as bc
 from scheduler.auth import MANAGERS, Actor, new_token
 from scheduler.context import Loa
+from scheduler.db import one_at_a_time
 from scheduler.errors import Conflict, InvalidInput
 from scheduler.models import (
     AudioAsset,
@@ -608,6 +609,9 @@ def public_address(address: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+VIRTUAL_LOCK = 7_203_404  # PostgreSQL advisory lock id: one virtual speaker sync at a time
+
+
 def sync_virtual_speakers(loa: Loa, enabled: bool) -> int:
     """With `enabled`, each commune without a real endpoint gets an active virtual speaker
     (a commune that got a real one loses it). Without, nothing changes: a process that does
@@ -616,6 +620,8 @@ def sync_virtual_speakers(loa: Loa, enabled: bool) -> int:
         return 0
     active = 0
     with loa.transaction() as session:
+        # Schedulers started together (`loa scheduler --virtual-speakers` twice) take turns.
+        one_at_a_time(session, VIRTUAL_LOCK, Endpoint.__table__)  # type: ignore[arg-type]
         real = set(
             session.scalars(
                 select(Endpoint.commune_id).where(

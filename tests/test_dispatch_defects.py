@@ -1,9 +1,11 @@
 """Dispatcher defects found by trying the product (issue 7), each reproduced before its fix."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from scheduler import broadcasts as bc
 from scheduler import service
@@ -154,6 +156,27 @@ def test_serving_without_virtual_speakers_leaves_them_switched_on(loa: Loa) -> N
             select(func.count()).where(Endpoint.kind == "virtual", Endpoint.active.is_(True))
         )
     assert active == 34
+
+
+def test_two_schedulers_started_together_make_one_virtual_speaker_per_commune(
+    loa: Loa,
+) -> None:
+    """Found by starting two `loa scheduler --virtual-speakers` at once on PostgreSQL: both
+    read "no virtual speakers" and one died on the unique (commune, name)."""
+    for _ in range(5):
+        with loa.transaction() as s:
+            s.execute(delete(Endpoint).where(Endpoint.kind == "virtual"))
+        start = threading.Barrier(2)
+
+        def sync(start: threading.Barrier) -> int:
+            start.wait()
+            return service.sync_virtual_speakers(loa, True)
+
+        with ThreadPoolExecutor(2) as pool:
+            both = [pool.submit(sync, start), pool.submit(sync, start)]
+            assert [f.result() for f in both] == [34, 34]
+        with loa.transaction() as s:
+            assert s.scalar(select(func.count()).where(Endpoint.kind == "virtual")) == 34
 
 
 def test_one_attempt_row_per_start_even_for_many_retries(loa: Loa) -> None:
