@@ -426,7 +426,8 @@ class ExportRows:
         """One row per broadcast, in the log's order: id, commune id, bulletin id,
         priority, scheduled, status, started, finished (local times: text, or serial
         numbers), lateness in seconds, duration and minutes aired, confirmation, who
-        confirmed, reason."""
+        confirmed, reason; with serial numbers, also the seconds aired (unrounded, for
+        totals)."""
         d = self.dialect
         offsets = [] if d == "postgresql" else self._offsets()
 
@@ -450,6 +451,7 @@ class ExportRows:
                 Broadcast.confirmation,
                 Broadcast.confirmed_by,
                 reason_column(),
+                *([] if text else [aired_seconds(d)]),
             )
             .join(Broadcast.commune)
             .join(Broadcast.audio)

@@ -9,19 +9,17 @@ import io
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from threading import Thread
 from typing import IO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
     case,
     func,
-    literal,
     select,
 )
 from sqlalchemy.orm import Session
@@ -215,15 +213,6 @@ class Rows:
             yield from rows
 
 
-def _month(period: Period, tz: ZoneInfo) -> ColumnElement[int]:
-    """The index of a broadcast's local month in period.months()."""
-    starts = [datetime(y, m, 1, tzinfo=tz) for y, m in period.months()[1:]]
-    if not starts:
-        return literal(0)
-    return case(*((Broadcast.scheduled_at < at, i) for i, at in enumerate(starts)),
-                else_=len(starts))  # fmt: skip
-
-
 def count(
     session: Session,
     actor: Actor,
@@ -240,13 +229,11 @@ def count(
     months = report.period.months()
     for month in months:
         report.by_month.setdefault(month, Tally())
-    in_month = _month(report.period, tz).label("month")
     dialect = session.get_bind().dialect.name
     outcomes = ("played", "partial", "missed", "cancelled")
     q = select(
         Area.name,
         Bulletin.topic,
-        in_month,
         func.count(),
         *(
             func.sum(case((Broadcast.status.in_([s for s in OUTCOME if OUTCOME[s] == o]), 1),
@@ -256,14 +243,21 @@ def count(
         func.sum(asrun.aired_seconds(dialect)),
     )  # fmt: skip
     q = q.join(Broadcast.commune).join(Broadcast.bulletin).join(Broadcast.audio)
-    q = asrun.restrict(q, actor, f).group_by(Area.name, Bulletin.topic, in_month)
-    for name, topic, i, n, played, partial, missed, cancelled, seconds in session.execute(q):
-        topic = topic or NO_TOPIC[report.lang]
-        over = played + partial + missed + cancelled
-        tally = Tally(n - cancelled, played, partial, missed, cancelled, n - over,
-                      float(seconds or 0))  # fmt: skip
-        report.by_commune_topic.setdefault((name, topic), Tally()).merge(tally)
-        report.by_month.setdefault(months[i], Tally()).merge(tally)
+    q = q.group_by(Area.name, Bulletin.topic)
+    # A query per local month of the period (which covers the filter's times): SQLite sorts
+    # a month's rows at a time, about 30 % less time in all than a year's rows at once.
+    starts = [datetime(y, m, 1, tzinfo=tz) for y, m in months]
+    for i, month in enumerate(months):
+        start = f.start if i == 0 else starts[i]
+        end = f.end if i + 1 == len(months) else starts[i + 1]
+        one = asrun.restrict(q, actor, replace(f, start=start, end=end))
+        for name, topic, n, played, partial, missed, cancelled, seconds in session.execute(one):
+            topic = topic or NO_TOPIC[report.lang]
+            over = played + partial + missed + cancelled
+            tally = Tally(n - cancelled, played, partial, missed, cancelled, n - over,
+                          float(seconds or 0))  # fmt: skip
+            report.by_commune_topic.setdefault((name, topic), Tally()).merge(tally)
+            report.by_month[month].merge(tally)
     for (name, topic), tally in report.by_commune_topic.items():
         for total in (
             report.total,
@@ -344,7 +338,9 @@ def build(
 ) -> Report:
     """The report of a filter's broadcasts as `actor` may see them (an operator: their
     commune only); `export` (csv, xlsx, docx) records the export in the audit log. A DOCX
-    is a Vietnamese administrative document whatever `lang` says."""
+    is a Vietnamese administrative document whatever `lang` says. A CSV or XLSX export
+    counts its rows only: its totals are left empty (the XLSX sums its summary as it writes
+    the rows)."""
     lang = "vi" if export == "docx" else lang
     if export == "docx":
         Thread(target=_import_docx_writer, name="docx-imports", daemon=True).start()
@@ -364,8 +360,11 @@ def build(
     period = _period_of(f, first, last, tz, now)
     one = visible[0].name if len(visible) == 1 else None
     report = Report(period, lang, commune=one, topic=f.topic)
-    count(session, actor, f, report, tz, [a.name for a in visible])
-    total = report.total.scheduled + report.total.cancelled
+    if export in ("csv", "xlsx"):  # the rows alone: the XLSX totals its summary from them
+        total = asrun.count(session, actor, f)
+    else:
+        count(session, actor, f, report, tz, [a.name for a in visible])
+        total = report.total.scheduled + report.total.cancelled
     report.rows = Rows(session.get_bind(), actor, f, tz, lang, total)
     report.chain_head = chain.head(session)
     if export:
@@ -414,11 +413,16 @@ def csv_bytes(report: Report, progress: Progress | None = None) -> bytes:
 
 
 def log_chunks(
-    rows: asrun.ExportRows, strings: xlsx.Strings, total: int, progress: Progress | None = None
+    rows: asrun.ExportRows,
+    strings: xlsx.Strings,
+    total: int,
+    progress: Progress | None = None,
+    totals: asrun.Memo | None = None,
 ) -> Iterator[tuple[str, int]]:
     """The as-run sheet's rows as XML, a batch at a time: the database gives times as
     serial numbers and minutes; each commune, bulletin, label and name is made into cells
-    once, its strings shared."""
+    once, its strings shared. `totals` (a Memo of [0, 0.0]) counts the rows and their
+    seconds on air per (commune id, bulletin id, status) as they go."""
     cell = strings.cell
     communes = {i: cell(code) + cell(name) for i, (code, name) in rows.communes().items()}
     bulletins = {
@@ -428,19 +432,29 @@ def log_chunks(
     priority, status = rows.labels(asrun.PRIORITY_VI, cell), rows.labels(asrun.STATUS_VI, cell)
     confirmation = rows.labels(asrun.CONFIRMATION_VI, cell)
     reason, actors = rows.labels(asrun.REASON_VI, cell), rows.actors(cell)
-    when, number = f'<c s="{xlsx.TIME}"><v>%r</v></c>', "<c><v>%r</v></c>"
-    # Times scheduled and lengths repeat (a slot in every commune, one audio each).
+    opens = f'<c s="{xlsx.TIME}"><v>'  # a time cell's start (f-strings repr floats faster)
+    when, number = opens + "%r</v></c>", "<c><v>%r</v></c>"
+    # Times scheduled, lengths and minutes aired (to the hundredth) repeat: a slot in every
+    # commune, one audio each.
     scheduled = asrun.Memo(lambda at: when % at)
     length = asrun.Memo(lambda minutes: "<c/>" if minutes is None else number % minutes)
+    aired_minutes = asrun.Memo(lambda aired: number % aired)
     done = 0
     for batch in rows.batches(text=False):
         chunk = "".join([
             f"<row><c><v>{i}</v></c>{communes[c]}{bulletins[b]}{priority[p]}{scheduled[at]}"
-            f"{status[s]}{'<c/>' if start is None else when % start}"
-            f"{'<c/>' if end is None else when % end}{'<c/>' if late is None else number % late}"
-            f"{length[minutes]}{number % aired}{confirmation[k]}{actors[who]}{reason[why]}</row>"
-            for i, c, b, p, at, s, start, end, late, minutes, aired, k, who, why in batch
+            f"{status[s]}{'<c/>' if start is None else f'{opens}{start!r}</v></c>'}"
+            f"{'<c/>' if end is None else f'{opens}{end!r}</v></c>'}"
+            f"{'<c/>' if late is None else f'<c><v>{late!r}</v></c>'}"
+            f"{length[minutes]}{aired_minutes[aired]}{confirmation[k]}{actors[who]}{reason[why]}"
+            "</row>"
+            for i, c, b, p, at, s, start, end, late, minutes, aired, k, who, why, _ in batch
         ])  # fmt: skip
+        if totals is not None:
+            for row in batch:
+                tally = totals[row[1], row[2], row[5]]
+                tally[0] += 1
+                tally[1] += row[14]
         if progress and (done + len(batch)) // 10_000 > done // 10_000:
             progress(done + len(batch), total)
         done += len(batch)
@@ -449,18 +463,35 @@ def log_chunks(
         progress(done, total)
 
 
+def summary_rows(by_commune_topic: dict[tuple[str, str], Tally]) -> list[list[object]]:
+    """The summary sheet's rows: one per commune and topic, in their order."""
+    return [
+        [name, topic, t.scheduled, t.played, t.partial, t.missed, t.cancelled, t.minutes]
+        for (name, topic), t in sorted(by_commune_topic.items())
+    ]
+
+
+def _summary_of(rows: asrun.ExportRows, totals: asrun.Memo) -> Iterator[list[object]]:
+    """The summary of the totals log_chunks counted, once they are counted (the summary
+    sheet is written after the log's)."""
+    communes, bulletins = rows.communes(), rows.bulletins()
+    by_commune_topic: dict[tuple[str, str], Tally] = {}
+    for (c, b, status), (n, seconds) in totals.items():
+        topic = bulletins[b][1] or NO_TOPIC[rows.lang]
+        by_commune_topic.setdefault((communes[c][1], topic), Tally()).add(status, n, seconds)
+    yield from summary_rows(by_commune_topic)
+
+
 def write_xlsx(report: Report, out: IO[bytes], progress: Progress | None = None) -> int:
     """Two sheets, each with a frozen, filtered header: the as-run log (one row per
     broadcast, real dates) streamed from the database to the file, and the summary per
-    commune × topic. Returns the broadcasts written."""
+    commune × topic, totalled from the rows as they are written (or the report's counts
+    if its rows are a list). Returns the broadcasts written."""
     vi = report.lang == "vi"
     summary = xlsx.Sheet(
         "Tổng hợp" if vi else "Summary",
         [v if vi else e for v, e in SUMMARY_COLUMNS],
-        [
-            [name, topic, t.scheduled, t.played, t.partial, t.missed, t.cancelled, t.minutes]
-            for (name, topic), t in sorted(report.by_commune_topic.items())
-        ],
+        summary_rows(report.by_commune_topic),
         {0: 24, 1: 28},
     )
     log = xlsx.Sheet(
@@ -472,8 +503,10 @@ def write_xlsx(report: Report, out: IO[bytes], progress: Progress | None = None)
     if not isinstance(report.rows, Rows):
         return xlsx.write(out, [log, summary], XLSX_TIME)[0]
     total = len(report.rows)
+    totals = asrun.Memo(lambda _: [0, 0.0])
     with report.rows.read() as rows:
-        log.chunks = lambda strings: log_chunks(rows, strings, total, progress)
+        log.chunks = lambda strings: log_chunks(rows, strings, total, progress, totals)
+        summary.rows = _summary_of(rows, totals)
         return xlsx.write(out, [log, summary], XLSX_TIME)[0]
 
 

@@ -5,7 +5,6 @@ run once, its failure is told in Vietnamese, and one whose process died shows fa
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -24,9 +23,9 @@ from scheduler.clock import ManualClock
 from scheduler.context import Loa, build_loa
 from scheduler.models import Bulletin, Job, Priority, Role
 from scheduler.settings import Settings
-from tests.conftest import CENTRE, REPORTER, make_settings
+from tests.conftest import CENTRE, REPORTER
 from tests.test_panel import Panel
-from tests.test_reports import APRIL, H1_2026, JULY, air_half_year
+from tests.test_reports import H1_2026, JULY, half_year_db
 
 PERIOD = "from=2026-01-01&to=2026-06-30"
 BAOCAO = Actor("user:baocao", Role.REPORTER)
@@ -35,15 +34,7 @@ BAOCAO = Actor("user:baocao", Role.REPORTER)
 @pytest.fixture(scope="module")
 def seeded_db(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo district after January–June 2026, copied by each test."""
-    data = tmp_path_factory.mktemp("jobs-half-year")
-    shutil.copyfile(seeded_db, data / "loa.db")
-    clock = ManualClock(APRIL)
-    loa = build_loa(make_settings(data), clock=clock)
-    try:
-        air_half_year(loa, clock)
-    finally:
-        loa.close()
-    return data / "loa.db"
+    return half_year_db(seeded_db, tmp_path_factory)
 
 
 @pytest.fixture

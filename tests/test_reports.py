@@ -94,6 +94,10 @@ def air_half_year(loa: Loa, clock: ManualClock) -> None:
 @pytest.fixture(scope="module")
 def seeded_db(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo district after January–June 2026 (air_half_year), copied by each test."""
+    return half_year_db(seeded_db, tmp_path_factory)
+
+
+def half_year_db(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("half-year")
     shutil.copyfile(seeded_db, data / "loa.db")
     clock = ManualClock(APRIL)
@@ -482,16 +486,21 @@ def test_loa_export_writes_xlsx_and_docx_of_a_period(tmp_path: Path, seeded_db: 
 # --- the export's rows from the database --------------------------------------------------
 
 
-@pytest.mark.both_databases
-def test_sqlite_and_postgresql_export_the_same_local_times_labels_and_minutes(
-    settings: Settings, backend: str
-) -> None:
+def _half_year_on(settings: Settings, backend: str) -> Loa:
+    """The demo district after its half-year (air_half_year) on `backend`, on 10 July."""
     if backend == "postgresql":  # a fresh copy of the demo district: air its half-year
         clock = ManualClock(APRIL)
         loa = build_loa(settings, clock=clock)
         air_half_year(loa, clock)
         loa.close()
-    loa = build_loa(settings, clock=ManualClock(JULY))
+    return build_loa(settings, clock=ManualClock(JULY))
+
+
+@pytest.mark.both_databases
+def test_sqlite_and_postgresql_export_the_same_local_times_labels_and_minutes(
+    settings: Settings, backend: str
+) -> None:
+    loa = _half_year_on(settings, backend)
     try:
         report = _report(loa)
         with loa.transaction() as s:
@@ -525,6 +534,41 @@ def test_sqlite_and_postgresql_export_the_same_local_times_labels_and_minutes(
     assert relay["Số phút đã phát"] == 15.0 and table[2]["Số phút đã phát"] == "15.0"
     assert sheet[1]["Lý do"] == "Mất điện" and sheet[1]["Bắt đầu"] is None
     assert sheet[3]["Chủ đề"] == "CCHC" and sheet[3]["Lý do"] == ""
+
+
+@pytest.mark.both_databases
+def test_the_xlsx_summary_totalled_from_its_rows_equals_the_reports_counts(
+    settings: Settings, backend: str
+) -> None:
+    loa = _half_year_on(settings, backend)
+    tz = loa.settings.timezone
+    f = reports.period_filter(tz, H1_2026)
+    try:
+        with loa.transaction() as s:
+            counted = reports.build(s, CENTRE, f, tz, loa.now(), export="docx")
+            exported = reports.build(s, CENTRE, f, tz, loa.now(), export="xlsx")
+        data = reports.xlsx_bytes(exported)
+    finally:
+        loa.close()
+    assert not exported.by_commune_topic and len(exported.rows) == 5  # not counted in SQL
+    summary = openpyxl.load_workbook(io.BytesIO(data))["Tổng hợp"]
+    rows = [list(r) for r in summary.iter_rows(min_row=2, values_only=True)]
+    assert rows == reports.summary_rows(counted.by_commune_topic) and len(rows) == 4
+
+
+def test_the_counts_per_local_month_add_up_to_the_totals_of_the_period(loa: Loa) -> None:
+    report = _report(loa)
+    assert {m: (t.scheduled, t.cancelled) for m, t in report.by_month.items()} == {
+        (2026, 1): (0, 0), (2026, 2): (0, 0), (2026, 3): (0, 0),
+        (2026, 4): (2, 0), (2026, 5): (1, 1), (2026, 6): (1, 0),
+    }  # fmt: skip
+    assert report.total.scheduled == 4 and report.total.cancelled == 1
+    part = _report(loa, period=reports.Period(date(2026, 5, 1), date(2026, 6, 20)))
+    assert {m: (t.scheduled, t.cancelled) for m, t in part.by_month.items()} == {
+        (2026, 5): (1, 1),
+        (2026, 6): (1, 0),
+    }
+    assert part.total.scheduled == 2 and part.by_commune["Xã Thọ Sơn"].scheduled == 2
 
 
 def test_local_times_follow_the_zone_across_a_change_of_offset(loa: Loa) -> None:
