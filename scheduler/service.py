@@ -379,6 +379,7 @@ def place(
 
 
 BATCH = 2500  # communes per transaction when a placement is made in batches
+BATCH_WORKERS = 2  # transactions at a time
 
 
 def _materialise_in_batches(
@@ -401,7 +402,7 @@ def _materialise_in_batches(
     with loa.engine.connect() as held:
         planning.lock_placement(held, placement_id)
         try:
-            with ThreadPoolExecutor(2, thread_name_prefix="materialise") as pool:
+            with ThreadPoolExecutor(BATCH_WORKERS, thread_name_prefix="materialise") as pool:
                 done = list(pool.map(batch, parts))
         except Exception:
             log.exception("placement %s: materialising failed; cancelling it", placement_id)
