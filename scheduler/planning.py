@@ -468,13 +468,22 @@ def wanted_broadcasts(
     last = min(placement.date_to, until.astimezone(tz).date())
     days = placement.weekdays or ALL_DAYS
     slot_ids = {s.id for s in placement.slots}
+    after = now + FREEZE
+
+    def asked(occs: list[Occurrence]) -> list[Occurrence]:
+        return [
+            occ
+            for occ in occs
+            if occ.slot_id in slot_ids
+            and occ.end > after
+            and first <= (day := occ.start.astimezone(tz).date()) <= last
+            and str(day.isoweekday()) in days
+        ]
+
+    everywhere = asked(occurrences.get(None, []))  # slots of every commune: checked once
     for commune in communes:
-        for occ in occurrences.get(None, []) + occurrences.get(commune, []):
-            if occ.slot_id not in slot_ids or occ.end <= now + FREEZE:
-                continue
-            day = occ.start.astimezone(tz).date()
-            if first <= day <= last and str(day.isoweekday()) in days:
-                yield Wanted(placement.id, commune, occ.start, occ.slot_id)
+        for occ in everywhere + asked(occurrences.get(commune, [])):
+            yield Wanted(placement.id, commune, occ.start, occ.slot_id)
 
 
 def _wanted(
@@ -822,8 +831,9 @@ def _pack_commune(
                 "position": position,
                 "overflow": item.planned_at != occ.start,
             }
-            old = {k: getattr(item, k) for k in new}
-            if new != old:
+            if (item.slot_id, item.slot_at, item.scheduled_at, item.position, item.overflow) != (
+                occ.slot_id, occ.start, cursor, position, new["overflow"]
+            ):  # fmt: skip
                 yield item, new
             cursor = cursor + length + GAP
         pending = left
