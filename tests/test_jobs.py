@@ -168,6 +168,18 @@ def test_two_processes_claiming_one_job_run_it_once(loa: Loa, settings: Settings
         other.close()
 
 
+def test_a_job_left_queued_by_a_stopped_process_runs_when_its_page_is_opened(
+    panel: Panel, loa: Loa
+) -> None:
+    params = {"format": "csv", "from": "2026-01-01", "to": "2026-06-30", "commune": None,
+              "topic": None, "lang": "vi", "issued": "2026-07-10"}  # fmt: skip
+    with loa.transaction() as s:  # queued by a process that stopped before running it
+        job_id = jobs.create(s, BAOCAO, jobs.EXPORT, params, loa.now()).id
+    panel.login("baocao", "loa-baocao")
+    panel.get(f"/jobs/{job_id}")
+    assert finished(loa, job_id).status == jobs.DONE
+
+
 def test_a_failing_export_records_its_error_and_the_page_says_it_in_vietnamese(
     panel: Panel, loa: Loa, monkeypatch: pytest.MonkeyPatch
 ) -> None:

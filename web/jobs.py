@@ -117,6 +117,8 @@ def _job(job_id: int) -> dict[str, Any]:
 @login_required
 def detail(job_id: int) -> Response:
     job = _job(job_id)
+    if job["status"] == jobs.QUEUED:  # e.g. left queued by a process that stopped
+        pool().wake()
     title = translate("Export {fmt}").format(fmt=(job["format"] or "").upper())
     if job["kind"] == jobs.RENDER:
         title = translate("Speech of a long bulletin")
