@@ -46,6 +46,8 @@ KEEP_PLAYED = timedelta(days=2)  # played items, and audio no item needs, are ke
 PRUNE_EVERY = timedelta(minutes=5)  # pruning scans the cache directory: not at every poll
 WARN_MISSING_AUDIO_AFTER = timedelta(minutes=3)
 REPORT_BATCH = 500  # the server takes at most 1,000 reports in one request
+REPORT_PAUSE = 10.0  # the outbox is tried this often even when nothing new is in it
+REPORT_RETRY = 5.0  # … and this soon again when the server could not take it
 TERMINAL = frozenset({"finished", "interrupted", "failed", "missed"})
 RESTARTED = "the agent restarted (killed or power lost) while this was on the speaker; not replayed"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -758,21 +760,23 @@ class Agent:
             self._schedule_changed.clear()
 
     def _report_loop(self) -> None:
+        pause = REPORT_PAUSE
         while not self._stop.is_set():
-            self._outbox_changed.wait(10)
+            self._outbox_changed.wait(pause)
             self._outbox_changed.clear()
+            pause = REPORT_PAUSE
             try:
                 self.flush()
             except ServerUnreachable as exc:
                 log.warning("reports kept for later: %s", exc)
-                self._stop.wait(5)
+                pause = REPORT_RETRY  # a restarted server gets them within seconds
             except ServerRefused as exc:
                 log.error("server refused this agent's token (%s); stopping", exc)
                 self.refused = True
                 self.stop()
             except Exception:  # a full disk, or a bug: the reports stay in the outbox
                 log.exception("reports kept for later")
-                self._stop.wait(5)
+                pause = REPORT_RETRY
 
     # --- lifecycle -----------------------------------------------------------------------
 

@@ -54,6 +54,10 @@ class Loa:
     def grace(self) -> timedelta:
         return timedelta(seconds=self.settings.grace_seconds)
 
+    @property
+    def close_margin(self) -> timedelta:
+        return timedelta(seconds=self.settings.close_margin_seconds)
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         with transaction(self.sessions) as session:

@@ -36,8 +36,6 @@ from scheduler.status import move_delivery
 
 log = logging.getLogger(__name__)
 
-CLOSE_MARGIN = timedelta(seconds=30)  # time for an endpoint's last report to arrive
-SWEEP_SECONDS = 20
 HEALTH_SECONDS = 10
 ARM_AHEAD = timedelta(minutes=10)  # timers are set this long before their time
 PLAN_SECONDS = 3600  # the planned horizon is extended every hour
@@ -280,7 +278,7 @@ def close_due(loa: Loa) -> int:
             .join(AudioAsset, Broadcast.audio_id == AudioAsset.id)
             .where(
                 Broadcast.dispatched_at.is_not(None),
-                Broadcast.scheduled_at <= now - loa.grace - CLOSE_MARGIN,
+                Broadcast.scheduled_at <= now - loa.grace - loa.close_margin,
                 Broadcast.deliveries.any(unreported),
             )
         ).all()
@@ -291,7 +289,7 @@ def close_due(loa: Loa) -> int:
 
 
 def close_time(loa: Loa, scheduled_at: datetime, seconds: float) -> datetime:
-    return scheduled_at + loa.grace + timedelta(seconds=seconds) + CLOSE_MARGIN
+    return scheduled_at + loa.grace + timedelta(seconds=seconds) + loa.close_margin
 
 
 class Dispatcher:
@@ -310,7 +308,8 @@ class Dispatcher:
         self.loa.on_scheduled.append(self.arm)
         self.sweep()
         self.scheduler.add_job(
-            self.sweep, "interval", seconds=SWEEP_SECONDS, id="sweep", replace_existing=True
+            self.sweep, "interval", seconds=self.loa.settings.sweep_seconds, id="sweep",
+            replace_existing=True,
         )
         self.scheduler.add_job(
             extend_plan, "interval", seconds=PLAN_SECONDS, args=[self.loa], id="plan",

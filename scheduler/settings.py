@@ -46,6 +46,12 @@ class Settings:
     tts_engine: str = "auto"
     gtts_timeout: float = 8.0
     grace_seconds: int = 300
+    # How often a scheduler looks for broadcasts that no wake-up announced (made by
+    # another process on SQLite) and closes those past their end.
+    sweep_seconds: int = 20
+    # How long after a broadcast's last possible end its endpoints' reports may still
+    # arrive; then the ones that never reported are recorded missed.
+    close_margin_seconds: int = 30
     language: str = "vi"
     web_threads: int = 16
     horizon_hours: int = 48
@@ -248,6 +254,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         tts_engine=_choice(env, "LOA_TTS_ENGINE", "auto", ENGINES),
         gtts_timeout=gtts_timeout,
         grace_seconds=_int(env, "LOA_GRACE_SECONDS", 300, 0),
+        sweep_seconds=_int(env, "LOA_SWEEP_SECONDS", 20, 1),
+        close_margin_seconds=_int(env, "LOA_CLOSE_MARGIN_SECONDS", 30, 0),
         language=_choice(env, "LOA_LANGUAGE", "vi", LANGUAGES),
         web_threads=_int(env, "LOA_WEB_THREADS", 16, 2),
         horizon_hours=_int(env, "LOA_HORIZON_HOURS", 48, 1),

@@ -42,6 +42,8 @@ from tests.test_dispatch import broadcast
 from tests.test_e2e import LOA, Server, start_server
 from web import create_app
 
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
+
 SERVER = "http://loa.test"
 SCHEDULE_PATH = "/api/v1/agent/schedule"
 REPORTS_PATH = "/api/v1/agent/reports"

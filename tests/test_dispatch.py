@@ -1,6 +1,7 @@
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,9 +10,9 @@ from sqlalchemy import select
 
 from scheduler import areas, bulletins, service
 from scheduler import broadcasts as bc
-from scheduler.clock import SystemClock
+from scheduler.clock import ManualClock, SystemClock
 from scheduler.context import Loa, build_loa
-from scheduler.dispatch import Dispatcher, close, fire, fire_due
+from scheduler.dispatch import Dispatcher, close, close_due, fire, fire_due
 from scheduler.drivers.virtual import VirtualDriver
 from scheduler.models import Broadcast, DeliveryAttempt, Priority, Status
 from scheduler.settings import Settings
@@ -154,6 +155,23 @@ def test_closing_a_broadcast_still_playing_records_the_missing_end_report(loa: L
     assert broadcast(loa, b.id).deliveries[0].error == "no end-of-play report"
 
 
+def test_a_broadcast_is_closed_when_its_reports_are_overdue_by_the_configured_margin(
+    settings: Settings, clock: ManualClock
+) -> None:
+    ctx = build_loa(replace(settings, close_margin_seconds=5), clock=clock)
+    service.create_endpoint(ctx, ADMIN, THO_SON, "Cụm 1", "agent")
+    (b,) = service.schedule_bulletin(ctx, CENTRE, make_bulletin(ctx), [THO_SON], None)
+    fire(ctx, b.id)  # dispatched; the agent never reports
+    with ctx.transaction() as session:
+        seconds = session.get_one(Broadcast, b.id).audio.duration_seconds
+    clock.advance(settings.grace_seconds + seconds + 4)
+    assert close_due(ctx) == 0  # its reports may still arrive
+    clock.advance(2)
+    assert close_due(ctx) == 1
+    assert broadcast(ctx, b.id).status == Status.MISSED
+    ctx.close()
+
+
 @pytest.fixture
 def live(settings: Settings) -> Iterator[Loa]:
     """A context on the real clock, with virtual speakers, for real APScheduler timers."""
@@ -162,12 +180,14 @@ def live(settings: Settings) -> Iterator[Loa]:
     ctx.close()
 
 
+@pytest.mark.realtime
 def test_the_dispatcher_fires_a_broadcast_at_its_time(live: Loa) -> None:
     dispatcher = Dispatcher(live)
     dispatcher.start()
     try:
+        bulletin = make_bulletin(live)  # rendered first: its time is counted from now
         at = live.now() + timedelta(seconds=1.5)
-        made = service.schedule_bulletin(live, CENTRE, make_bulletin(live), [THO_SON, THO_BINH], at)
+        made = service.schedule_bulletin(live, CENTRE, bulletin, [THO_SON, THO_BINH], at)
         for b in made:
             played = wait_for_status(live, b.id, Status.PLAYED)
             assert played.started_at is not None and played.started_at >= at
@@ -176,11 +196,13 @@ def test_the_dispatcher_fires_a_broadcast_at_its_time(live: Loa) -> None:
         dispatcher.shutdown()
 
 
+@pytest.mark.realtime
 def test_a_restarted_dispatcher_rebuilds_its_timers_from_the_database(
     live: Loa, tmp_path: Path
 ) -> None:
-    at = live.now() + timedelta(seconds=1.5)
-    (b,) = service.schedule_bulletin(live, CENTRE, make_bulletin(live), [THO_SON], at)
+    bulletin = make_bulletin(live)
+    at = live.now() + timedelta(seconds=3)
+    (b,) = service.schedule_bulletin(live, CENTRE, bulletin, [THO_SON], at)
     # No dispatcher was running when it was scheduled; a new one finds it in the rows.
     dispatcher = Dispatcher(live)
     dispatcher.start()
@@ -191,6 +213,7 @@ def test_a_restarted_dispatcher_rebuilds_its_timers_from_the_database(
         dispatcher.shutdown()
 
 
+@pytest.mark.realtime
 def test_an_emergency_interrupts_the_broadcast_playing_in_the_commune(live: Loa) -> None:
     dispatcher = Dispatcher(live)
     dispatcher.start()

@@ -34,6 +34,8 @@ from tests.test_dispatch import wait_for_status, with_virtual_speakers
 from tests.test_scheduling import make_bulletin
 from web import create_app
 
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
+
 
 @dataclass
 class Endpoint:

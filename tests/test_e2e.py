@@ -21,6 +21,8 @@ from scheduler.context import build_loa
 from scheduler.settings import load_settings
 from tests.conftest import THO_BINH, THO_SON, THO_TIEN, audio_duration, free_port, new_token
 
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
+
 LOA = str(Path(sys.executable).with_name("loa"))
 TEXT = (
     "Thực hiện Kế hoạch số 4911/KH-UBND ngày 29/12/2020 của Ủy ban nhân dân tỉnh Thanh Hoá "

@@ -18,6 +18,8 @@ from scheduler.models import Priority
 from tests.icecast_server import IcecastServer, running_icecast
 from tests.test_local_driver import Recorder, item, now, tones
 
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
+
 MOUNT = "thoson.mp3"
 
 

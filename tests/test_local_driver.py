@@ -18,6 +18,8 @@ from scheduler.drivers.base import DriverError, PlayItem
 from scheduler.drivers.local import LocalDriver, alsa_device
 from scheduler.models import Priority
 
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
+
 ENDPOINT = 7
 
 

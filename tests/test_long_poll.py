@@ -23,6 +23,8 @@ from tests.test_scheduling import make_bulletin
 from web import create_app
 from web.server import LongPollFront, make_server, serve_in_thread
 
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
+
 
 @dataclass
 class Front:

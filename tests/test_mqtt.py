@@ -45,6 +45,8 @@ from tests.test_scheduling import make_bulletin
 from web import create_app
 from web.server import make_server, serve_in_thread
 
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
+
 __all__ = ["mosquitto"]  # the fixture, imported for pytest
 
 

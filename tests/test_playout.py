@@ -16,6 +16,8 @@ from audio.playout import (
 )
 from tests.conftest import audio_duration
 
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
+
 
 def now() -> datetime:
     return datetime.now(UTC)

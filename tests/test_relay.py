@@ -38,6 +38,8 @@ from tests.test_icecast import wait_for_title
 from tests.test_local_driver import Recorder, item, tones
 from tests.test_mqtt import bridge_for
 
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
+
 __all__ = ["mosquitto"]  # the fixture, imported for pytest
 
 

@@ -7,10 +7,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import SHORT_TEXT, THO_SON, THO_TIEN, audio_duration
 from tests.test_e2e import Server, start_agents, start_server
+
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
 
 
 def wait_until(predicate: object, timeout: float, what: str) -> None:

@@ -33,6 +33,8 @@ def test_a_secret_key_is_created_once_and_kept(tmp_path: Path) -> None:
         ("LOA_MQTT_URL", "http://broker", "mqtt://host:1883"),
         ("LOA_MQTT_DEVICE_URL", "broker:1883", "mqtt://host:1883"),
         ("LOA_ENDPOINT_LATE_SECONDS", "2", "at least 10"),
+        ("LOA_SWEEP_SECONDS", "0", "at least 1"),
+        ("LOA_CLOSE_MARGIN_SECONDS", "-5", "at least 0"),
         ("LOA_RESUME_INTERRUPTED", "maybe", "on or off"),
         ("LOA_PUBLIC_URL", "loa.trieuson.vn", "http://host:8080"),
     ],

@@ -13,6 +13,8 @@ import requests
 from tests.conftest import SHORT_TEXT, THO_BINH, THO_SON
 from tests.test_e2e import Server, centre_token
 
+pytestmark = pytest.mark.realtime  # scripts/test runs it one test at a time
+
 
 def wait_for(check: object, what: str, timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
@@ -25,6 +27,7 @@ def wait_for(check: object, what: str, timeout: float, log: Path) -> None:
 def split(tmp_path: Path, seeded_db: Path) -> Iterator[Server]:
     (tmp_path / "loa.db").write_bytes(seeded_db.read_bytes())
     srv = Server(tmp_path)
+    srv.env["LOA_SWEEP_SECONDS"] = "2"  # on SQLite the scheduler finds new rows by its sweep
     srv.token = centre_token(srv.env, "split")
     srv.start("scheduler", "--virtual-speakers", log="scheduler.log")
     srv.start("web", "--port", str(srv.port), log="web.log")
@@ -49,7 +52,7 @@ def test_a_placement_made_on_loa_web_is_played_by_loa_scheduler(split: Server) -
     # A short bulletin (2.7 s): what is proved is which process plays it, not its length.
     bulletin = split.call("POST", "/bulletins", json={"title": "CCHC", "text": SHORT_TEXT})["id"]
     split.call("POST", f"/bulletins/{bulletin}/approve")
-    at = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
+    at = (datetime.now(UTC) + timedelta(seconds=12)).replace(microsecond=0)
     placed = split.call(
         "POST", "/placements",
         json={"bulletin_id": bulletin, "communes": [THO_SON, THO_BINH],
