@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -35,6 +36,7 @@ EXPORTS = "exports"  # the folder of exported files, under the data dir
 STALE = timedelta(minutes=10)  # a running job silent this long: its process has died
 STALE_ERROR = "job_stale"
 STALE_TEXT = "no progress for {minutes} minutes: the process running it has stopped"
+KEEP_FILES = timedelta(days=7)  # an exported file is deleted this long after it was made
 
 Progress = Callable[[int, int], None]
 
@@ -137,6 +139,24 @@ def expire_stale(session: Session, now: datetime, after: timedelta = STALE) -> i
         silent.values(status=FAILED, error_code=STALE_ERROR, error=error, finished_at=now)
     )
     return int(moved.rowcount)  # type: ignore[attr-defined]
+
+
+def prune_files(
+    session: Session, data_dir: Path, now: datetime, keep: timedelta = KEEP_FILES
+) -> int:
+    """Delete the files of jobs done more than `keep` ago (the row stays, without its
+    file); how many."""
+    old = session.execute(
+        select(Job.id, Job.result_path).where(
+            Job.status == DONE, Job.result_path.is_not(None), Job.finished_at < now - keep
+        )
+    ).all()
+    for _, path in old:
+        (data_dir / path).unlink(missing_ok=True)
+    ids = [job_id for job_id, _ in old]
+    if ids:
+        session.execute(update(Job).where(Job.id.in_(ids)).values(result_path=None))
+    return len(ids)
 
 
 def get(session: Session, actor: Actor, job_id: int) -> Job:

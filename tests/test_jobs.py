@@ -219,6 +219,25 @@ def test_a_running_job_silent_for_ten_minutes_is_shown_failed(
             jobs.report_progress(s, job_id, 10, 20, loa.now())
 
 
+def test_exported_files_are_deleted_after_a_week_and_the_page_says_so(
+    panel: Panel, loa: Loa, clock: ManualClock
+) -> None:
+    panel.login("baocao", "loa-baocao")
+    old = finished(loa, start_export(panel, "csv"))
+    clock.advance(6 * 86400)
+    recent = finished(loa, start_export(panel, "csv"))  # the old file is 6 days old: kept
+    assert (loa.settings.data_dir / str(old.result_path)).is_file()
+    clock.advance(2 * 86400)
+    finished(loa, start_export(panel, "csv"))  # a new export cleans what is over a week old
+    assert not (loa.settings.data_dir / str(old.result_path)).exists()
+    assert (loa.settings.data_dir / str(recent.result_path)).is_file()
+    page = panel.get(f"/jobs/{old.id}")
+    assert "được giữ 7 ngày; tệp này đã bị xoá" in page
+    assert f"/jobs/{old.id}/download" not in page
+    assert panel.client.get(f"/jobs/{old.id}/download").status_code == 404
+    assert f"/jobs/{recent.id}/download" in panel.get(f"/jobs/{recent.id}")
+
+
 def test_only_the_owner_and_administrators_see_a_job(
     panel: Panel, loa: Loa, client: FlaskClient
 ) -> None:

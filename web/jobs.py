@@ -79,6 +79,7 @@ def start(kind: str, params: dict[str, Any]) -> Response:
     ctx = loa()
     with ctx.transaction() as session:
         job_id = jobs.create(session, current_actor(), kind, params, ctx.now()).id
+        jobs.prune_files(session, ctx.settings.data_dir, ctx.now())
     pool().wake()
     return redirect(url_for("jobs.detail", job_id=job_id))
 
@@ -122,7 +123,10 @@ def detail(job_id: int) -> Response:
     title = translate("Export {fmt}").format(fmt=(job["format"] or "").upper())
     if job["kind"] == jobs.RENDER:
         title = translate("Speech of a long bulletin")
-    page = render_template("job.html", job=job, title=title, refresh=REFRESH_SECONDS)
+    keep_days = jobs.KEEP_FILES.days
+    page = render_template(
+        "job.html", job=job, title=title, refresh=REFRESH_SECONDS, keep_days=keep_days
+    )
     response = Response(page, mimetype="text/html")
     if not job["finished"]:
         response.headers["Refresh"] = str(REFRESH_SECONDS)  # the page reloads itself
