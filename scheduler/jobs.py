@@ -152,7 +152,7 @@ def prune_files(
         )
     ).all()
     for _, path in old:
-        (data_dir / path).unlink(missing_ok=True)
+        (data_dir / str(path)).unlink(missing_ok=True)
     ids = [job_id for job_id, _ in old]
     if ids:
         session.execute(update(Job).where(Job.id.in_(ids)).values(result_path=None))
