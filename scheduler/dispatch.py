@@ -310,7 +310,7 @@ class Dispatcher:
         self.scheduler.add_job(
             self.sweep, "interval", seconds=self.loa.settings.sweep_seconds, id="sweep",
             replace_existing=True,
-        )
+        )  # fmt: skip
         self.scheduler.add_job(
             extend_plan, "interval", seconds=PLAN_SECONDS, args=[self.loa], id="plan",
             replace_existing=True, next_run_time=self.loa.now(),
