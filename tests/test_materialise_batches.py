@@ -3,6 +3,8 @@ two transactions at a time, with the same rows as one transaction would make; a 
 that fails leaves nothing to air, and the scheduler's extension never makes the same rows
 meanwhile. BATCH is lowered so that the demo district's 34 communes make four batches."""
 
+import itertools
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -125,10 +127,7 @@ def pg_loa(postgres: Any, tmp_path: Path, clock: ManualClock) -> Iterator[Loa]:
     ctx.close()
 
 
-def test_the_hourly_extension_leaves_a_placement_being_made_in_batches_alone(
-    pg_loa: Loa,
-) -> None:
-    loa = pg_loa
+def rendered_bulletin(loa: Loa) -> int:
     with loa.transaction() as s:
         bulletin = bulletins.create_bulletin(
             s, CENTRE, title="CCHC", text="Lịch tiếp công dân.", topic="CCHC",
@@ -136,8 +135,16 @@ def test_the_hourly_extension_leaves_a_placement_being_made_in_batches_alone(
         )  # fmt: skip
         bulletins.approve(s, Actor("user:admin", Role.ADMIN), bulletin, loa.now())
     service.render_bulletin(loa, CENTRE, bulletin.id)
+    return bulletin.id
+
+
+def test_the_hourly_extension_leaves_a_placement_being_made_in_batches_alone(
+    pg_loa: Loa,
+) -> None:
+    loa = pg_loa
+    bulletin_id = rendered_bulletin(loa)
     with loa.transaction() as s:
-        bulletin = bulletins.get_bulletin(s, bulletin.id)
+        bulletin = bulletins.get_bulletin(s, bulletin_id)
         placement = planning.create_placement(
             s, CENTRE, bulletin, planning.Targets(all=True), week_rule(loa), None, loa.now()
         )
@@ -149,3 +156,43 @@ def test_the_hourly_extension_leaves_a_placement_being_made_in_batches_alone(
         planning.unlock_placement(held, placement_id)
         held.commit()
     assert len(service.extend_plan(loa).created) == 34 * 2 * 7
+
+
+def test_batches_are_even_so_that_none_runs_alone_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert [len(b) for b in service.batches(list(range(34)))] == [9, 9, 9, 7]
+    monkeypatch.setattr(service, "BATCH", 2500)
+    country = list(range(10_599))
+    made = service.batches(country)
+    assert [len(b) for b in made] == [1767] * 5 + [1764]
+    assert [c for b in made for c in b] == country
+    assert service.batches(list(range(2501))) == [list(range(1251)), list(range(1251, 2501))]
+
+
+def test_batches_lay_out_their_rows_one_at_a_time_and_write_side_by_side(
+    pg_loa: Loa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One batch computes while the others write: the stretches from a batch's start to
+    its rows laid out never overlap, and every batch is made."""
+    loa = pg_loa
+    bulletin_id = rendered_bulletin(loa)
+    stretches: list[tuple[float, float]] = []
+    materialise = planning.materialise
+
+    def timed(*args: Any, laid_out: Any, **kw: Any) -> planning.Materialised:
+        start = time.monotonic()
+
+        def done() -> None:
+            stretches.append((start, time.monotonic()))
+            time.sleep(0.05)  # would let another batch's computing overlap, if it could
+            laid_out()
+
+        return materialise(*args, laid_out=done, **kw)
+
+    monkeypatch.setattr(planning, "materialise", timed)
+    placed = service.place(loa, CENTRE, bulletin_id, planning.Targets(all=True), week_rule(loa))
+    assert placed.broadcasts == 34 * 2 * 7 and placed.overflow == 0
+    assert len(stretches) == 4
+    stretches.sort()
+    assert all(end <= later for (_, end), (later, _) in itertools.pairwise(stretches))

@@ -103,7 +103,8 @@ def run(backend: str, days: int, idle_seconds: float) -> None:
         placed = service.place(loa, CENTRE, b.id, planning.Targets(all=True), rule)
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         print(f"materialise: {placed.broadcasts} broadcasts ({days} days × 2 slots), "
-              f"{placed.overflow} overflow, in {wall:.2f} s (cpu {cpu:.2f} s); goal ≤ 10 s: "
+              f"{placed.overflow} overflow, in {wall:.2f} s (cpu {cpu:.2f} s, load "
+              f"{os.getloadavg()[0]:.2f}); goal ≤ 10 s: "
               f"{'met' if wall <= 10 else 'NOT met'}")  # fmt: skip
         t0 = time.perf_counter()
         sealed = chain.seal_all(loa.transaction)
@@ -116,7 +117,8 @@ def run(backend: str, days: int, idle_seconds: float) -> None:
         fire_due(loa, morning.astimezone(UTC))
         took = time.perf_counter() - t0
         print(f"slot start: {communes} broadcasts due at one instant claimed and started "
-              f"in {took:.2f} s; goal ≤ 2 s: {'met' if took <= 2 else 'NOT met'}")  # fmt: skip
+              f"in {took:.2f} s (load {os.getloadavg()[0]:.2f}); goal ≤ 2 s: "
+              f"{'met' if took <= 2 else 'NOT met'}")  # fmt: skip
         loa.close()
 
 
