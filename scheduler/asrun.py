@@ -9,7 +9,19 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Float, Numeric, Select, case, cast, extract, func, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Integer,
+    Numeric,
+    Select,
+    case,
+    cast,
+    extract,
+    func,
+    select,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from scheduler.auth import Actor
@@ -283,6 +295,7 @@ def reason_column() -> ColumnElement[str | None]:
 AIRED = (Status.PLAYED, Status.PARTIAL, Status.INTERRUPTED)
 EXCEL_1970 = 25569.0  # Excel's serial number of 1970-01-01 (the 1900 date system)
 JULIAN_EXCEL = 2415018.5  # the Julian day of Excel's day 0, 1899-12-30 00:00
+MS_PER_DAY = 86_400_000
 BATCH = 5000  # rows read from the database at once
 ZONE_MARGIN = timedelta(days=2)  # started and finished times around the period's own
 
@@ -292,6 +305,14 @@ def seconds_between(dialect: str, start: Any, end: Any) -> ColumnElement[float]:
     if dialect == "postgresql":
         return cast(extract("epoch", end - start), Float)
     return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def whole(dialect: str, value: Any) -> ColumnElement[int]:
+    """A number that is not negative rounded to a whole one, as an integer, in SQL
+    (SQLite: CAST(x + 0.5 AS INTEGER), what its round(x) does, without the float)."""
+    if dialect == "postgresql":
+        return cast(func.round(value), BigInteger)
+    return cast(value + 0.5, Integer)
 
 
 def aired_seconds(dialect: str) -> ColumnElement[float]:
@@ -347,15 +368,15 @@ def local_time(
     *,
     text: bool,
 ) -> ColumnElement[Any]:
-    """A UTC column as local time in SQL: as text (dd/mm/yyyy hh:mm:ss) or as an Excel
-    serial number (days since 1899-12-30). PostgreSQL knows the zone by name; SQLite adds
-    `offsets` (zone_offsets), chosen by the time where the zone changed in the period."""
+    """A UTC column as local time in SQL: as text (dd/mm/yyyy hh:mm:ss) or in whole
+    milliseconds since Excel's day 0 (1899-12-30 00:00), an integer the sheet writes as a
+    serial number (xlsx.serial). PostgreSQL knows the zone by name; SQLite adds `offsets`
+    (zone_offsets), chosen by the time where the zone changed in the period."""
     if dialect == "postgresql":
         local = func.timezone(tz.key, column)
         if text:
             return func.to_char(local, "DD/MM/YYYY HH24:MI:SS")
-        # In numerics, then one rounding to a float (a time Excel shows to the second).
-        return cast(cast(extract("epoch", local), Numeric) / 86400 + EXCEL_1970, Float)
+        return whole(dialect, extract("epoch", local) * 1000) + int(EXCEL_1970 * MS_PER_DAY)
 
     def shift(seconds: int) -> Any:
         return f"{seconds:+d} seconds" if text else seconds * 1000
@@ -364,10 +385,8 @@ def local_time(
     by = case(*later, else_=shift(offsets[-1][1])) if later else shift(offsets[0][1])
     if text:
         return func.strftime("%d/%m/%Y %H:%M:%S", column, by)
-    # Whole milliseconds since Excel's day 0 (SQLite's precision), then one division: the
-    # float nearest the time, as Python would make it.
-    ms = func.round((func.julianday(column) - JULIAN_EXCEL) * 86_400_000.0) + by
-    return ms / 86_400_000.0
+    # Whole milliseconds (SQLite's precision) since Excel's day 0, then the zone's offset.
+    return whole(dialect, (func.julianday(column) - JULIAN_EXCEL) * float(MS_PER_DAY)) + by
 
 
 def _driver_value(dialect: str, value: Any) -> Any:
@@ -381,14 +400,17 @@ def _driver_value(dialect: str, value: Any) -> Any:
 
 
 class Memo(dict[Any, Any]):
-    """A dict that makes a missing value once, with `make` (labels and names repeat)."""
+    """A dict that makes a missing value once, with `make` (labels and names repeat); with
+    a `limit`, it keeps that many values at most and makes the others each time asked."""
 
-    def __init__(self, make: Callable[[Any], Any]) -> None:
+    def __init__(self, make: Callable[[Any], Any], limit: int | None = None) -> None:
         super().__init__()
-        self.make = make
+        self.make, self.limit = make, limit
 
     def __missing__(self, key: Any) -> Any:
-        value = self[key] = self.make(key)
+        value = self.make(key)
+        if self.limit is None or len(self) < self.limit:
+            self[key] = value
         return value
 
 
@@ -397,7 +419,8 @@ class ExportRows:
     when used (a province's year is 400,000 rows): the database gives local times,
     minutes and reasons; names and labels are looked up once each. Iterated: lists in the
     order of COLUMNS, times as dd/mm/yyyy hh:mm:ss text; `write_rows` writes them as CSV
-    and reports.write_xlsx as sheet cells (`batches` with serial times)."""
+    and reports.write_xlsx as sheet cells (`batches(text=False)`: times and lengths as
+    integers)."""
 
     def __init__(
         self, session: Session, actor: Actor, f: LogFilter, tz: ZoneInfo, lang: str = "vi"
@@ -423,18 +446,30 @@ class ExportRows:
         return zone_offsets(self.tz, start - ZONE_MARGIN, end + ZONE_MARGIN)
 
     def query(self, *, text: bool) -> Select[Any]:
-        """One row per broadcast, in the log's order: id, commune id, bulletin id,
-        priority, scheduled, status, started, finished (local times: text, or serial
-        numbers), lateness in seconds, duration and minutes aired, confirmation, who
-        confirmed, reason; with serial numbers, also the seconds aired (unrounded, for
-        totals)."""
+        """One row per broadcast, in the log's order. As `text` (the CSV's columns): id,
+        commune id, bulletin id, priority, scheduled, status, started, finished (local
+        times as text), lateness in seconds, duration and minutes aired, confirmation, who
+        confirmed, reason. Otherwise (the sheet's), nothing rounded to decimals in SQL
+        (SQLite's round(x, n) goes through text: a third of the query's time): id, commune
+        id, bulletin id, priority, scheduled, status, started, finished (local times in
+        whole milliseconds since Excel's day 0: local_time), the audio's length and the
+        time aired in seconds, confirmation, who confirmed, reason."""
         d = self.dialect
         offsets = [] if d == "postgresql" else self._offsets()
 
         def local(column: Any) -> ColumnElement[Any]:
             return local_time(d, column, self.tz, offsets, text=text)
 
-        late = seconds_between(d, Broadcast.scheduled_at, Broadcast.started_at)
+        numbers: list[Any]
+        if text:
+            late = seconds_between(d, Broadcast.scheduled_at, Broadcast.started_at)
+            numbers = [
+                _round(d, late, 3),
+                _round(d, AudioAsset.duration_seconds / 60.0, 2),
+                _round(d, aired_seconds(d) / 60.0, 2),
+            ]
+        else:  # lateness: started - scheduled, in Python
+            numbers = [AudioAsset.duration_seconds, aired_seconds(d)]
         q = (
             select(
                 Broadcast.id,
@@ -445,13 +480,10 @@ class ExportRows:
                 Broadcast.status,
                 local(Broadcast.started_at),
                 local(Broadcast.finished_at),
-                _round(d, late, 3),
-                _round(d, AudioAsset.duration_seconds / 60.0, 2),
-                _round(d, aired_seconds(d) / 60.0, 2),
+                *numbers,
                 Broadcast.confirmation,
                 Broadcast.confirmed_by,
                 reason_column(),
-                *([] if text else [aired_seconds(d)]),
             )
             .join(Broadcast.commune)
             .join(Broadcast.audio)

@@ -231,8 +231,10 @@ def count(
         report.by_month.setdefault(month, Tally())
     dialect = session.get_bind().dialect.name
     outcomes = ("played", "partial", "missed", "cancelled")
+    # By commune id, not name: no join to the communes, and a sort on numbers.
+    names = {i: name for i, name in session.execute(select(Area.id, Area.name))}
     q = select(
-        Area.name,
+        Broadcast.commune_id,
         Bulletin.topic,
         func.count(),
         *(
@@ -242,8 +244,8 @@ def count(
         ),
         func.sum(asrun.aired_seconds(dialect)),
     )  # fmt: skip
-    q = q.join(Broadcast.commune).join(Broadcast.bulletin).join(Broadcast.audio)
-    q = q.group_by(Area.name, Bulletin.topic)
+    q = q.join(Broadcast.bulletin).join(Broadcast.audio)
+    q = q.group_by(Broadcast.commune_id, Bulletin.topic)
     # A query per local month of the period (which covers the filter's times): SQLite sorts
     # a month's rows at a time, about 30 % less time in all than a year's rows at once.
     starts = [datetime(y, m, 1, tzinfo=tz) for y, m in months]
@@ -251,8 +253,8 @@ def count(
         start = f.start if i == 0 else starts[i]
         end = f.end if i + 1 == len(months) else starts[i + 1]
         one = asrun.restrict(q, actor, replace(f, start=start, end=end))
-        for name, topic, n, played, partial, missed, cancelled, seconds in session.execute(one):
-            topic = topic or NO_TOPIC[report.lang]
+        for commune, topic, n, played, partial, missed, cancelled, seconds in session.execute(one):
+            name, topic = names[commune], topic or NO_TOPIC[report.lang]
             over = played + partial + missed + cancelled
             tally = Tally(n - cancelled, played, partial, missed, cancelled, n - over,
                           float(seconds or 0))  # fmt: skip
@@ -419,10 +421,11 @@ def log_chunks(
     progress: Progress | None = None,
     totals: asrun.Memo | None = None,
 ) -> Iterator[tuple[str, int]]:
-    """The as-run sheet's rows as XML, a batch at a time: the database gives times as
-    serial numbers and minutes; each commune, bulletin, label and name is made into cells
-    once, its strings shared. `totals` (a Memo of [0, 0.0]) counts the rows and their
-    seconds on air per (commune id, bulletin id, status) as they go."""
+    """The as-run sheet's rows as XML, a batch at a time: the database gives times in
+    milliseconds and lengths in seconds, unrounded (ExportRows.query); each commune,
+    bulletin, label and name is made into cells once, its strings shared, and each time,
+    lateness and length once while they repeat. `totals` (a Memo of [0, 0.0]) counts the
+    rows and their seconds on air per (commune id, bulletin id, status) as they go."""
     cell = strings.cell
     communes = {i: cell(code) + cell(name) for i, (code, name) in rows.communes().items()}
     bulletins = {
@@ -432,35 +435,48 @@ def log_chunks(
     priority, status = rows.labels(asrun.PRIORITY_VI, cell), rows.labels(asrun.STATUS_VI, cell)
     confirmation = rows.labels(asrun.CONFIRMATION_VI, cell)
     reason, actors = rows.labels(asrun.REASON_VI, cell), rows.actors(cell)
-    opens = f'<c s="{xlsx.TIME}"><v>'  # a time cell's start (f-strings repr floats faster)
-    when, number = opens + "%r</v></c>", "<c><v>%r</v></c>"
-    # Times scheduled, lengths and minutes aired (to the hundredth) repeat: a slot in every
-    # commune, one audio each.
-    scheduled = asrun.Memo(lambda at: when % at)
-    length = asrun.Memo(lambda minutes: "<c/>" if minutes is None else number % minutes)
-    aired_minutes = asrun.Memo(lambda aired: number % aired)
+    # Times repeat (a slot in every commune; a second of the day in many), and so do
+    # lateness and minutes: each is formatted once, up to a bound on what is kept.
+    when = asrun.Memo(lambda ms: f'<c s="{xlsx.TIME}"><v>{xlsx.serial(ms)}</v></c>', LIMIT)
+    late = asrun.Memo(lambda ms: f"<c><v>{ms / 1000!r}</v></c>", LIMIT)
+    minutes = asrun.Memo(
+        lambda s: "<c/>" if s is None else f"<c><v>{in_minutes(s)!r}</v></c>", LIMIT
+    )
     done = 0
     for batch in rows.batches(text=False):
         chunk = "".join([
-            f"<row><c><v>{i}</v></c>{communes[c]}{bulletins[b]}{priority[p]}{scheduled[at]}"
-            f"{status[s]}{'<c/>' if start is None else f'{opens}{start!r}</v></c>'}"
-            f"{'<c/>' if end is None else f'{opens}{end!r}</v></c>'}"
-            f"{'<c/>' if late is None else f'<c><v>{late!r}</v></c>'}"
-            f"{length[minutes]}{aired_minutes[aired]}{confirmation[k]}{actors[who]}{reason[why]}"
-            "</row>"
-            for i, c, b, p, at, s, start, end, late, minutes, aired, k, who, why, _ in batch
+            f"<row><c><v>{i}</v></c>{communes[c]}{bulletins[b]}{priority[p]}{when[at]}"
+            f"{status[s]}{'<c/>' if start is None else when[start]}"
+            f"{'<c/>' if end is None else when[end]}"
+            f"{'<c/>' if start is None else late[start - at]}"
+            f"{minutes[seconds]}{minutes[aired]}{confirmation[k]}{actors[who]}{reason[why]}</row>"
+            for i, c, b, p, at, s, start, end, seconds, aired, k, who, why in batch
         ])  # fmt: skip
         if totals is not None:
             for row in batch:
                 tally = totals[row[1], row[2], row[5]]
                 tally[0] += 1
-                tally[1] += row[14]
+                tally[1] += row[9]
         if progress and (done + len(batch)) // 10_000 > done // 10_000:
             progress(done + len(batch), total)
         done += len(batch)
         yield chunk, len(batch)
     if progress:
         progress(done, total)
+
+
+# Cells kept per kind of number (~15 MB at most): a province's year to the second has ~51,000
+# distinct times, lateness and minutes a few dozen each; times to the millisecond are each new.
+LIMIT = 100_000
+
+
+def in_minutes(seconds: float) -> float:
+    """Seconds in minutes to the hundredth, as SQL rounds them in the CSV: whole milliseconds
+    exactly, half up (a 7.5 s audio: 0.13 minutes), others to the nearest."""
+    ms = round(seconds * 1000)
+    if abs(seconds * 1000 - ms) < 1e-6:
+        return (ms + 300) // 600 / 100
+    return round(seconds / 60, 2)
 
 
 def summary_rows(by_commune_topic: dict[tuple[str, str], Tally]) -> list[list[object]]:

@@ -88,6 +88,17 @@ def _string(value: str, style: int = 0) -> str:
     return f'<c t="inlineStr"{s}><is>{_t(value)}</is></c>'
 
 
+def serial(ms: int) -> str:
+    """A time `ms` milliseconds after Excel's day 0 as a serial number (days): the day, then
+    twelve decimals of its fraction, made with integers (faster than a float's repr). The
+    number read back is within 0.05 µs of the time (since 1911: the time's nearest double,
+    or the next one over)."""
+    if ms < 0:
+        return repr(ms / 86_400_000)
+    days, rest = divmod(ms, 86_400_000)
+    return f"{days}.{(rest * 10_000_000 + 432) // 864:012d}"
+
+
 def _number(value: float) -> str:
     if not math.isfinite(value):
         return _string(str(value))  # a cell's number cannot be NaN or infinite

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
+import random
 import re
 import shutil
+import sqlite3
 import subprocess
 import zipfile
 from collections.abc import Callable
@@ -590,6 +594,49 @@ def test_local_times_follow_the_zone_across_a_change_of_offset(loa: Loa) -> None
     reports.write_xlsx(report, out)
     log = openpyxl.load_workbook(out)["Nhật ký phát"]
     assert log.cell(2, 9).value == datetime(2026, 4, 20, 3, 1)
+
+
+def test_sheet_times_made_from_integers_read_back_as_the_same_times() -> None:
+    day = xlsx.serial(46_132 * asrun.MS_PER_DAY)
+    assert day == "46132.000000000000" and float(day) == 46132.0
+    noon = 46_132 * asrun.MS_PER_DAY + asrun.MS_PER_DAY // 2
+    assert xlsx.serial(noon) == "46132.500000000000"
+    rng = random.Random(8)
+    seconds = [46_132 * asrun.MS_PER_DAY + s * 1000 for s in range(86_400)]
+    any_ms = [rng.randrange(0, 80_000 * asrun.MS_PER_DAY) for _ in range(100_000)]
+    for ms in seconds + any_ms:
+        exact = ms / asrun.MS_PER_DAY  # the nearest double, as float repr wrote it
+        read = float(xlsx.serial(ms))
+        assert round(read * asrun.MS_PER_DAY) == ms  # the same millisecond
+        assert abs(read - exact) <= 5.1e-13 + math.ulp(exact)  # 0.05 µs
+        if ms >= 4096 * asrun.MS_PER_DAY:  # since 1911: at most the next double
+            assert abs(read - exact) <= math.ulp(exact)
+    assert xlsx.serial(-1000) == repr(-1000 / asrun.MS_PER_DAY)
+
+
+def test_the_sheets_minutes_are_rounded_as_sqlite_rounds_the_csvs() -> None:
+    rng = random.Random(8)
+    seconds = [7.5, 37.5, 44.1, 44.00000274181366, 900.0]  # halves, and julianday's noise
+    seconds += [k * 0.6 + 0.3 for k in range(2000)]  # every half hundredth of a minute
+    seconds += [rng.randrange(3_600_000) / 1000 for _ in range(20_000)]
+    seconds += [rng.random() * 3600 for _ in range(20_000)]
+    db = sqlite3.connect(":memory:")
+    try:
+        rounded = [r for (r,) in db.execute(
+            "WITH x(s) AS (SELECT value FROM json_each(?)) SELECT round(s / 60.0, 2) FROM x",
+            (json.dumps(seconds),),
+        )]  # fmt: skip
+    finally:
+        db.close()
+    assert [reports.in_minutes(s) for s in seconds] == rounded
+    assert reports.in_minutes(7.5) == 0.13
+
+
+def test_a_memo_with_a_limit_keeps_that_many_values() -> None:
+    made: list[int] = []
+    memo = asrun.Memo(lambda n: made.append(n) or n * 2, limit=2)
+    assert [memo[n] for n in (1, 2, 3, 3, 1)] == [2, 4, 6, 6, 2]
+    assert made == [1, 2, 3, 3] and dict(memo) == {1: 2, 2: 4}
 
 
 def test_a_sheet_of_xml_rows_shares_its_strings_escaped() -> None:
