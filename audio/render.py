@@ -160,9 +160,11 @@ class Renderer:
     ) -> list[AudioSegment]:
         with ThreadPoolExecutor(max_workers=1) as pool:
             spoken = pool.submit(tts.synthesize_paragraphs, paragraphs, voice, speed)
-            # Mastering needs numpy, a tenth of a second to import: while the engine speaks.
-            import audio.master  # noqa: F401
+            # Mastering needs numpy, a tenth of a second to import, and its filters worked
+            # out: while the engine speaks.
+            import audio.master
 
+            audio.master.get_ready()
             return spoken.result()
 
     def _key(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -116,16 +117,45 @@ class EspeakEngine:
         if shutil.which(self.binary) is None:
             raise TtsError(f"{self.binary} is not installed (apt-get install espeak-ng)")
         wpm = str(round(ESPEAK_BASE_WPM * speed))
+        argv = [
+            self.binary,
+            "-v",
+            voice,
+            "-s",
+            wpm,
+            *(["-m"] if ssml else []),
+            "--stdin",
+            "--stdout",
+        ]
+        returncode, wav, err = run_to_memory(argv, text.encode("utf-8"), timeout=300)
+        if returncode != 0 or not wav:
+            raise TtsError(f"espeak-ng failed: {err.decode(errors='replace').strip()}")
+        return AudioSegment.from_file(io.BytesIO(wav), format="wav")
+
+
+def run_to_memory(argv: list[str], stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+    """Run a command; its return code, standard output and error. The output goes to a
+    file in memory (Linux's memfd) rather than a pipe: through a pipe of 64 kB, a command
+    that writes megabytes waits for this process to read each few kilobytes, and a thread
+    reading here gets the interpreter's lock only every few milliseconds while another
+    runs Python (the renderer imports numpy while espeak-ng speaks)."""
+    if not hasattr(os, "memfd_create"):
+        proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+    fd = os.memfd_create("loa-output")
+    try:
         proc = subprocess.run(
-            [self.binary, "-v", voice, "-s", wpm, *(["-m"] if ssml else []), "--stdin", "--stdout"],
-            input=text.encode("utf-8"),
-            capture_output=True,
-            timeout=300,
-            check=False,
+            argv, input=stdin, stdout=fd, stderr=subprocess.PIPE, timeout=timeout, check=False
         )
-        if proc.returncode != 0 or not proc.stdout:
-            raise TtsError(f"espeak-ng failed: {proc.stderr.decode(errors='replace').strip()}")
-        return AudioSegment.from_file(io.BytesIO(proc.stdout), format="wav")
+        out, size = b"", os.fstat(fd).st_size
+        while len(out) < size:  # one read, normally (b"" + more is more itself, no copy)
+            more = os.pread(fd, size - len(out), len(out))
+            if not more:
+                break
+            out += more
+        return proc.returncode, out, proc.stderr
+    finally:
+        os.close(fd)
 
 
 def split_at_long_silences(speech: AudioSegment) -> list[AudioSegment]:
@@ -137,7 +167,13 @@ def split_at_long_silences(speech: AudioSegment) -> list[AudioSegment]:
     pcm = np.frombuffer(mono.raw_data, dtype=np.int16)
     frame = mono.frame_rate // 100
     frames = len(pcm) // frame
-    power = np.square(pcm[: frames * frame].reshape(frames, frame), dtype=np.float32).mean(axis=1)
+    rows = pcm[: frames * frame].reshape(frames, frame)
+    # A few hundred frames at a time: the squares of the whole would be a fresh copy of
+    # twice its size (and each of its pages a fault).
+    power = np.concatenate(
+        [np.square(rows[i : i + 512], dtype=np.float32).mean(axis=1) for i in range(0, frames, 512)]
+        or [np.zeros(0, dtype=np.float32)]
+    )
     silent = power < (32768 * 10 ** (SILENCE_THRESHOLD_DBFS / 20)) ** 2
     # Runs of silent frames, from edges[0] to edges[1], edges[2] to edges[3], and so on.
     edges = np.flatnonzero(np.diff(silent, prepend=False, append=False))

@@ -245,6 +245,13 @@ def say(engine: str | None, voice: str, speed: float, out: Path, title: str, tex
         f"true peak {speech.true_peak_dbtp:.1f} dBTP, engine {speech.engine}{note}",
         err=True,
     )
+    # The file is written: skip the interpreter's teardown of numpy, pydub and the rest
+    # (0.04-0.15 s of a 1 s command). Only as the process itself, not in a test's runner.
+    if sys.stdout is sys.__stdout__ and sys.stderr is sys.__stderr__:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        os._exit(0)
 
 
 @main.command("verify")

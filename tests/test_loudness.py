@@ -179,3 +179,34 @@ def test_an_encoder_left_unused_is_stopped(tmp_path: Path, monkeypatch: pytest.M
         raise MasteringError("mastering failed")
     assert all(proc.returncode is not None for proc in encoder.procs)
     assert not (tmp_path / "out.mp3.part2").exists()
+
+
+def test_trimming_in_place_keeps_what_pydub_keeps() -> None:
+    rng = np.random.default_rng(3)
+    for n in (1, 5, 230, 4410, 22050, 60000):
+        for quiet in (0, 90, 120):  # below, near and above the -50 dBFS of silence
+            pcm = rng.integers(-quiet, quiet + 1, n).astype(np.int16)
+            pcm[n // 3 : n // 2] = rng.integers(-5000, 5000, n // 2 - n // 3)
+            part = AudioSegment(pcm.tobytes(), frame_rate=RATE, sample_width=2, channels=1)
+            kept, padding = audio.master._trimmed(part)
+            if kept.dtype == np.int16:  # else pydub's own trimming, already a signal
+                kept = kept / np.float32(32768)
+            got = np.concatenate([kept, np.zeros(padding, np.float32)])
+            assert np.array_equal(got, to_signal(audio.master.trim_silence(part)))
+
+
+def test_the_limiters_loudness_is_worked_out_from_block_sums_as_from_its_samples() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 0.05, RATE * 20) * (1 + np.sin(np.arange(RATE * 20) / 900) ** 8 * 8)
+    band, weighted = band_and_k_weighted(x, RATE, HORN_BAND)
+    index = np.flatnonzero(np.abs(band) >= 0.2)
+    steps = audio.master.step_energies(weighted, RATE)
+    moments = audio.master._Moments(weighted, len(steps), index, None)
+    for scale in (2.0, 3.0):
+        gains = audio.master.limiter_blocks(len(band), index, np.abs(band[index]) * scale)
+        assert gains is not None
+        curve = audio.master.limiter_curve(len(band), index, np.abs(band[index]) * scale)
+        assert curve is not None
+        samples = curve.apply(weighted * np.float32(scale))
+        expected = audio.master.step_energies(samples, RATE)
+        assert np.allclose(moments.energies(steps, scale, gains), expected, rtol=1e-5)

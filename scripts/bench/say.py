@@ -85,13 +85,16 @@ def main() -> None:
         "bare espeak-ng | ffmpeg": [],
         **{name: [] for name in runs},
     }
+    load = [os.getloadavg()[0]]
     for _ in range(args.rounds):
         for name, run_env in runs.items():
             shutil.rmtree(work / "var" / "audio", ignore_errors=True)
             with TEXT.open() as stdin:
                 times[name].append(timed(say, run_env, stdin=stdin))
         times["bare espeak-ng | ffmpeg"].append(timed(bare, env, shell=True))
+        load.append(os.getloadavg()[0])
     print(describe())
+    print(f"load average (1 min) during the rounds: {min(load):.2f}-{max(load):.2f}")
     print(
         f"words: {len(TEXT.read_text(encoding='utf-8').split())}, rounds: {args.rounds}, "
         f"Loa {'compiled ahead' if args.bytecode else 'as the environment runs it'}"
