@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -236,9 +235,9 @@ def say(engine: str | None, voice: str, speed: float, out: Path, title: str, tex
         )
     except (RenderError, TtsError) as exc:
         raise CliError(str(exc)) from exc
-    with tempfile.NamedTemporaryFile(dir=out.parent, delete=False) as tmp:
-        shutil.copyfile(speech.path, tmp.name)
-    Path(tmp.name).replace(out)
+    partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # then renamed: never half
+    shutil.copyfile(speech.path, partial)  # a new file: the user's umask sets its mode
+    partial.replace(out)
     note = f" (fell back: {speech.fallback_reason})" if speech.fallback_reason else ""
     click.echo(
         f"{out}: {speech.duration_seconds:.1f} s, {speech.loudness_lufs:.1f} LUFS, "

@@ -36,6 +36,9 @@ def test_say_renders_an_mp3_at_broadcast_loudness(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "engine espeak" in out.stderr
     assert (tmp_path / "out.mp3").read_bytes()[:3] == b"ID3"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "out.mp3").stat().st_mode & 0o777 == 0o666 & ~umask  # as made by cp
     lufs, peak = ebur128(tmp_path / "out.mp3")
     assert -17.0 <= lufs <= -15.0
     assert peak <= -1.0
