@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from flask.testing import FlaskClient
 
-from scheduler import areas, bulletins, service
+from scheduler import areas, asrun, bulletins, service
 from scheduler.context import Loa
 from scheduler.models import Priority
 from tests.conftest import ADMIN, CENTRE, THO_SON
@@ -52,6 +52,18 @@ def test_the_log_shows_100_rows_a_page_with_a_count_and_links(
     assert "/log?page=1" in second
     assert rows(panel.get("/log?page=99")) == 36  # past the end: the last page
     assert rows(panel.get("/log?page=x")) == 100
+
+
+def test_pages_past_the_middle_read_from_the_end_hold_the_same_rows(
+    loa: Loa, year_of_slots: list[str]
+) -> None:
+    f = asrun.make_filter(loa.settings.timezone, None, None)
+    with loa.transaction() as s:
+        every = [b.id for b in asrun.query(s, CENTRE, f, deliveries=False)]
+        assert len(every) == 136
+        for offset, limit in ((0, 50), (50, 50), (100, 50), (70, 30), (130, 30), (136, 10)):
+            page = asrun.query(s, CENTRE, f, False, offset=offset, limit=limit, total=136)
+            assert [b.id for b in page] == every[offset : offset + limit], (offset, limit)
 
 
 def test_page_links_keep_the_filter_and_the_csv_exports_all_of_it(

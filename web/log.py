@@ -37,7 +37,7 @@ def index() -> str:
             total = asrun.count(session, current_actor(), f)
             pages = max(-(-total // PAGE_SIZE), 1)
             page = min(page, pages)
-            found = asrun.query(session, current_actor(), f, deliveries=False,
+            found = asrun.query(session, current_actor(), f, deliveries=False, total=total,
                                 offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)  # fmt: skip
         except LoaError as exc:
             flash_error(exc)
