@@ -103,11 +103,6 @@ class LimiterGain:
     blocks: NDArray[np.intp]
     curves: Signal
 
-    def dense(self, length: int) -> Signal:
-        gain: Signal = np.ones(-(-length // self.size) * self.size, dtype=np.float32)
-        gain.reshape(-1, self.size)[self.blocks] = self.curves
-        return gain[:length]
-
     def at(self, index: NDArray[np.intp]) -> Signal:
         """The gain at these sample indices."""
         block = index // self.size
@@ -203,14 +198,6 @@ def _curve(gains: BlockGains | None) -> LimiterGain | None:
     np.multiply(gains.after - gains.here, np.abs(_OFFSET[_LEFT:]), out=curves[:, _LEFT:])
     curves += gains.here
     return LimiterGain(LIMITER_BLOCK, gains.touched, curves)
-
-
-def limiter_gain(
-    length: int, index: NDArray[np.intp], peaks: Signal, ceiling_dbtp: float = CEILING_DBTP
-) -> Signal | None:
-    """limiter_curve as a gain for every sample, or None if nothing needs holding."""
-    curve = limiter_curve(length, index, peaks, ceiling_dbtp)
-    return None if curve is None else curve.dense(length)
 
 
 def limit(x: Signal, ceiling_dbtp: float = CEILING_DBTP) -> Signal:
@@ -439,8 +426,8 @@ def master(
     pieces = [_trimmed(part) for part in parts]
     pause = SAMPLE_RATE * pause_ms // 1000  # samples, as _silence
     # One array for the programme, written in place: the pauses are its zeros.
-    length = sum(len(p) + padding for p, padding in pieces) + pause * max(len(parts) - 1, 0)
-    voice = np.zeros(length, dtype=np.float32)
+    total = sum(len(p) + padding for p, padding in pieces) + pause * max(len(parts) - 1, 0)
+    voice = np.zeros(total, dtype=np.float32)
     pauses: list[int] = []
     length = 0
     for i, (piece, padding) in enumerate(pieces):

@@ -440,11 +440,12 @@ def _materialise_in_batches(
 def computing_turn(lock: threading.Lock) -> Iterator[Callable[[], None]]:
     """Hold `lock` until the function given is called (or the block ends)."""
     lock.acquire()
-    held = [True]
+    held = True
 
     def release() -> None:
+        nonlocal held
         if held:
-            held.clear()
+            held = False
             lock.release()
 
     try:
