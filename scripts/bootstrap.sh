@@ -2,7 +2,7 @@
 # Usage: bootstrap [EXTRAS]   e.g. bootstrap dev
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEBIAN_PACKAGES=(ffmpeg espeak-ng)
+DEBIAN_PACKAGES=(ffmpeg espeak-ng lame)
 # Only the tests need these (a real broker, a real stream server, a real PostgreSQL,
 # LibreOffice to open the DOCX and XLSX reports, and Chromium for the browser tests: about a minute
 # to install).

@@ -147,6 +147,44 @@ def test_a_long_programme_is_encoded_in_two_halves_joined_at_a_pause(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp3", "t.wav"]
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_lame_and_ffmpeg_encode_the_same_frames_with_the_same_title(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool
+) -> None:
+    monkeypatch.setattr(audio.master, "spare_core", lambda: split)
+    tone = AudioSegment.from_wav(str(write_wav(sine(440, 0.3, 20.0), tmp_path / "t.wav")))
+    mastered = master([tone, tone], 700)
+    with Mp3Encoder(tmp_path / "lame.mp3", "Lịch tiếp dân", 40.7) as encoder:
+        assert encoder.procs[0].args[0] == "lame"  # scripts/bootstrap.sh installs it
+        encoder.finish(mastered)
+    real_which = audio.master.shutil.which
+    monkeypatch.setattr(
+        audio.master.shutil, "which", lambda name: None if name == "lame" else real_which(name)
+    )
+    with Mp3Encoder(tmp_path / "ffmpeg.mp3", "Lịch tiếp dân", 40.7) as encoder:
+        assert encoder.procs[0].args[0] == "ffmpeg"
+        encoder.finish(mastered)
+    decoded = [
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(tmp_path / name), "-f", "s16le", "-"],
+            check=True, capture_output=True,
+        ).stdout
+        for name in ("lame.mp3", "ffmpeg.mp3")
+    ]  # fmt: skip
+    # The same frames; LAME's own Info header gives the exact length (ffmpeg's, 20 more).
+    # Joined halves carry two encoder delays (within 0.2 s).
+    size = len(mastered.segment.raw_data)  # bytes
+    assert decoded[1][:size] == decoded[0][:size]
+    assert len(decoded[0]) == size if not split else size < len(decoded[0]) < size + 2 * RATE // 5
+    for name in ("lame.mp3", "ffmpeg.mp3"):
+        title = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format_tags=title", "-of", "csv=p=0",
+             str(tmp_path / name)],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        assert title == "Lịch tiếp dân"
+
+
 @pytest.mark.parametrize(
     ("loadavg", "spare"),
     [("0.40 0.30 0.20 1/90 4242", True), ("1.10 0.90 0.80 2/90 4242", False),
