@@ -711,7 +711,7 @@ def _insert(
         folded = events.add_cte(deliveries.cte("made_deliveries"))
         return sorted(connection.scalars(folded.returning(events.table.c.broadcast_id)))
     connection.execute(deliveries)
-    ids = list(connection.scalars(select(made.c.id)))
+    ids = list(connection.scalars(select(made.c.id)).all())  # fetchall, not row by row
     connection.execute(events)
     return ids
 
