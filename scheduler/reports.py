@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from operator import itemgetter
 from threading import Thread
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -440,13 +441,14 @@ def log_chunks(
     strings: xlsx.Strings,
     total: int,
     progress: Progress | None = None,
-    totals: asrun.Memo | None = None,
+    totals: Counter[tuple[Any, ...]] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """The as-run sheet's rows as XML, a batch at a time: the database gives times in
     milliseconds and lengths in seconds, unrounded (ExportRows.query); each commune,
     bulletin, label and name is made into cells once, its strings shared, and each time,
-    lateness and length once while they repeat. `totals` (a Memo of [0, 0.0]) counts the
-    rows and their seconds on air per (commune id, bulletin id, status) as they go."""
+    lateness and length once while they repeat. `totals` counts the rows per (commune id,
+    bulletin id, status, seconds on air) as they go: counted in C, and the seconds repeat
+    (a bulletin's length)."""
     cell = strings.cell
     communes = {i: cell(code) + cell(name) for i, (code, name) in rows.communes().items()}
     bulletins = {
@@ -474,10 +476,7 @@ def log_chunks(
             for i, c, b, p, at, s, start, end, seconds, aired, k, who, why in batch
         ])  # fmt: skip
         if totals is not None:
-            for row in batch:
-                tally = totals[row[1], row[2], row[5]]
-                tally[0] += 1
-                tally[1] += row[9]
+            totals.update(map(TALLIED, batch))
         if progress and (done + len(batch)) // 10_000 > done // 10_000:
             progress(done + len(batch), total)
         done += len(batch)
@@ -508,14 +507,18 @@ def summary_rows(by_commune_topic: dict[tuple[str, str], Tally]) -> list[list[ob
     ]
 
 
-def _summary_of(rows: asrun.ExportRows, totals: asrun.Memo) -> Iterator[list[object]]:
+TALLIED = itemgetter(1, 2, 5, 9)  # of an as-run row: commune, bulletin, status, seconds aired
+
+
+def _summary_of(rows: asrun.ExportRows, totals: Counter[tuple[Any, ...]]) -> Iterator[list[object]]:
     """The summary of the totals log_chunks counted, once they are counted (the summary
     sheet is written after the log's)."""
     communes, bulletins = rows.communes(), rows.bulletins()
     by_commune_topic: dict[tuple[str, str], Tally] = {}
-    for (c, b, status), (n, seconds) in totals.items():
+    for (c, b, status, seconds), n in totals.items():
         topic = bulletins[b][1] or NO_TOPIC[rows.lang]
-        by_commune_topic.setdefault((communes[c][1], topic), Tally()).add(status, n, seconds)
+        tally = by_commune_topic.setdefault((communes[c][1], topic), Tally())
+        tally.add(status, n, n * seconds)
     yield from summary_rows(by_commune_topic)
 
 
@@ -540,7 +543,7 @@ def write_xlsx(report: Report, out: IO[bytes], progress: Progress | None = None)
     if not isinstance(report.rows, Rows):
         return xlsx.write(out, [log, summary], XLSX_TIME)[0]
     total = len(report.rows)
-    totals = asrun.Memo(lambda _: [0, 0.0])
+    totals: Counter[tuple[Any, ...]] = Counter()
     with report.rows.read() as rows:
         log.chunks = lambda strings: log_chunks(rows, strings, total, progress, totals)
         summary.rows = _summary_of(rows, totals)
