@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -38,7 +38,7 @@ from scheduler import areas, audit, quiet
 from scheduler.auth import MANAGERS, Actor
 from scheduler.bulletins import require_approved
 from scheduler.clock import parse_hhmm
-from scheduler.db import bulk_insert, in_ids
+from scheduler.db import bulk_insert_columns, in_ids
 from scheduler.errors import Conflict, InvalidInput, NotFound
 from scheduler.models import (
     Area,
@@ -646,36 +646,35 @@ def _insert(
 ) -> list[int]:
     """Insert these broadcasts (each with its `placing` from the packer), their deliveries
     and their first history rows, each kind in one statement."""
-    shared = {
-        p.id: {
-            "bulletin_id": p.bulletin_id,
-            "audio_id": p.bulletin.audio_id,
-            "priority": p.priority,
-            "status": Status.SCHEDULED.value,
-            "created_by": p.created_by,
-            "created_at": now,
-            "placement_id": p.id,
-            "position": None,
-            "overflow": False,
-        }
-        for p in placements.values()
+    # Columns, not a dict per row: 148,000 rows of fifteen values.
+    of = [w.placement_id for w in new]
+    shared: dict[str, dict[int, Any]] = {  # the same for every row of a placement
+        "bulletin_id": {p.id: p.bulletin_id for p in placements.values()},
+        "audio_id": {p.id: p.bulletin.audio_id for p in placements.values()},
+        "priority": {p.id: p.priority for p in placements.values()},
+        "created_by": {p.id: p.created_by for p in placements.values()},
     }
-    rows = [
-        {
-            **shared[w.placement_id],
-            "commune_id": w.commune_id,
-            "scheduled_at": w.planned_at,
-            "planned_at": w.planned_at,
-            "slot_id": w.slot_id,
-            "slot_at": w.planned_at if w.slot_id is not None else None,
-            **placed,
-        }
-        for w, placed in zip(new, placing, strict=True)
-    ]
+    columns: dict[str, list[Any]] = {name: [by[p] for p in of] for name, by in shared.items()}
+    columns |= {
+        "status": [Status.SCHEDULED.value] * len(new),
+        "created_at": [now] * len(new),
+        "placement_id": of,
+        "commune_id": [w.commune_id for w in new],
+        "planned_at": [w.planned_at for w in new],
+    }
+    defaults: dict[str, list[Any]] = {  # what a row keeps unless the packer placed it
+        "slot_id": [w.slot_id for w in new],
+        "slot_at": [w.planned_at if w.slot_id is not None else None for w in new],
+        "scheduled_at": columns["planned_at"],
+        "position": [None] * len(new),
+        "overflow": [False] * len(new),
+    }
+    for key, kept in defaults.items():
+        columns[key] = [placed.get(key, k) for placed, k in zip(placing, kept, strict=True)]
     if laid_out is not None:
         laid_out()
     last_id = session.scalar(select(func.max(Broadcast.id))) or 0
-    bulk_insert(session, Broadcast.__table__, rows)  # type: ignore[arg-type]
+    bulk_insert_columns(session, Broadcast.__table__, columns)  # type: ignore[arg-type]
     # Deliveries and first history rows are made by the database from the new rows
     # (INSERT … SELECT): no Python row each, and not the ORM's RETURNING, row by row.
     made = (
