@@ -491,18 +491,9 @@ def spare_core() -> bool:
     return runnable - 1 <= cores - 2
 
 
-LAME_RAW_MONO = [
-    "lame",
-    "--silent",
-    "--noreplaygain",
-    "-r",
-    "--bitwidth",
-    "16",
-    "--signed",
-    "--little-endian",
-    "-m",
-    "m",
-]
+# How LAME's command and ffmpeg read the programme: raw 16-bit mono PCM on stdin.
+LAME_RAW_MONO = ["lame", "--silent", "--noreplaygain", "-r", "--bitwidth", "16", "--signed",
+                 "--little-endian", "-m", "m"]  # fmt: skip
 FFMPEG_RAW_MONO = ["ffmpeg", "-loglevel", "error", "-y", "-f", "s16le", "-ac", "1"]
 
 
