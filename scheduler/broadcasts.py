@@ -139,6 +139,8 @@ def confirm(
     actor.require_commune(broadcast.commune_id)
     if broadcast.confirmation == "device" and broadcast.status == Status.PLAYED:
         raise Conflict("the loudspeaker already reported playing it", "already_played")
+    if broadcast.status == Status.CANCELLED:  # the centre's decision: not for the log to undo
+        raise Conflict("the broadcast was cancelled; it cannot be confirmed", "cancelled_broadcast")
     reason = (reason or "").strip() or None
     if not aired and reason is None:
         raise InvalidInput("say why it was not aired", "reason_required")

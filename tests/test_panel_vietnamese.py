@@ -86,6 +86,7 @@ def test_numbers_and_known_messages_are_written_in_vietnamese(app: Flask) -> Non
         assert i18n.message("no proof of play") == "thiết bị không báo đã phát"
         assert i18n.message("the mqtt driver failed: boom") == "bộ điều khiển mqtt bị lỗi: boom"
         assert i18n.message("in the quiet hours 22:00-05:00") == "trong giờ yên tĩnh 22:00-05:00"
+        assert i18n.message("placement 12") == "lịch phát 12"  # a history row's reason
         assert i18n.message("Mất điện cả thôn") == "Mất điện cả thôn"  # as the operator wrote
         assert i18n.message(None) == ""
 

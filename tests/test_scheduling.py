@@ -166,6 +166,21 @@ def test_nobody_confirms_a_broadcast_as_aired_before_its_time(loa: Loa) -> None:
         service.confirm_broadcast(loa, ADMIN, broadcast_id, aired=True, reason=None, at=None)
 
 
+def test_a_cancelled_broadcast_cannot_be_confirmed_and_stays_cancelled(loa: Loa) -> None:
+    broadcast_id = scheduled_broadcast(loa, minutes=10)
+    service.cancel_broadcast(loa, CENTRE, broadcast_id)
+    loa.clock.advance(20 * 60)  # type: ignore[attr-defined]
+    op = Actor("user:thoson", Role.OPERATOR, commune_id(loa, THO_SON))
+    for aired, reason in ((True, None), (False, "mất điện")):
+        with pytest.raises(Conflict, match="cancelled") as refused:
+            service.confirm_broadcast(loa, op, broadcast_id, aired=aired, reason=reason, at=None)
+        assert refused.value.code == "cancelled_broadcast"
+    with loa.transaction() as s:
+        b = s.get(Broadcast, broadcast_id)
+        assert b is not None and (b.status, b.confirmation) == (Status.CANCELLED, None)
+        assert [e.to_status for e in b.events][-1] == Status.CANCELLED
+
+
 def test_device_reports_move_the_broadcast_and_record_proof(loa: Loa) -> None:
     service.create_endpoint(loa, ADMIN, THO_SON, "Cụm 1", "agent")
     broadcast_id = scheduled_broadcast(loa, minutes=1)

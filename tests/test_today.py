@@ -32,6 +32,23 @@ def test_a_waiting_broadcast_has_one_confirm_form(api: Api, client: FlaskClient,
         assert page.count(f"/broadcasts/{broadcast_id}/confirm") == 1
 
 
+def test_a_cancelled_broadcast_offers_no_confirmation_and_refuses_one(
+    api: Api, client: FlaskClient, loa: Loa
+) -> None:
+    bulletin = api.approved_bulletin()
+    (made,) = api.post(
+        "/broadcasts", {"bulletin_id": bulletin, "communes": [THO_BINH], "at": later(loa, 60)}
+    ).json
+    api.post(f"/broadcasts/{made['id']}/cancel", {})
+    loa.clock.advance(60 * 60)  # type: ignore[attr-defined]
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    assert f"/broadcasts/{made['id']}/confirm" not in panel.get("/")
+    page = panel.post(f"/broadcasts/{made['id']}/confirm", {"aired": "yes"})
+    assert "đã bị hủy" in page
+    assert api.get(f"/broadcasts/{made['id']}").json["status"] == "cancelled"
+
+
 def test_past_a_districts_size_the_dashboard_counts_each_commune(
     api: Api, client: FlaskClient, loa: Loa, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -82,5 +82,5 @@ def broadcast_row(b: Broadcast, now: datetime, awaiting: bool = False) -> dict[s
         # The operator's word is asked for once the time has come, unless a device proved play.
         "can_confirm": b.scheduled_at <= now
         and b.confirmation != "device"
-        and b.status not in (Status.PLAYED, Status.PLAYING),
+        and b.status not in (Status.PLAYED, Status.PLAYING, Status.CANCELLED),
     }

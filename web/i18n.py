@@ -63,6 +63,7 @@ MESSAGES = tuple((re.compile(pattern), msgid) for pattern, msgid in (
     (r"in the quiet hours (\S+)", "in the quiet hours {0}"),
     (r"replaced by (.+)", "replaced by {0}"),
     (r"placement changed$", "placement changed"),
+    (r"placement (\d+)$", "placement {0}"),  # made by a placement, in a history row
     (r"cancelled$", "cancelled"),
     (r"endpoint removed$", "endpoint removed"),
 ))  # fmt: skip
