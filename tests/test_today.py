@@ -32,6 +32,18 @@ def test_a_waiting_broadcast_has_one_confirm_form(api: Api, client: FlaskClient,
         assert page.count(f"/broadcasts/{broadcast_id}/confirm") == 1
 
 
+def test_the_days_totals_add_up_every_communes_broadcasts(
+    api: Api, client: FlaskClient, loa: Loa
+) -> None:
+    schedule_and_wait(api, loa)  # one in Thọ Sơn, one in Thọ Bình
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    page = panel.get("/")
+    totals = page[page.index('<p class="totals">') :]
+    totals = totals[: totals.index("</p>")]
+    assert "<strong>2</strong>" in totals and "<strong>1</strong>" not in totals
+
+
 def test_a_cancelled_broadcast_offers_no_confirmation_and_refuses_one(
     api: Api, client: FlaskClient, loa: Loa
 ) -> None:

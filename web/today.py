@@ -58,7 +58,8 @@ def index() -> str:
                 session, actor, now, confirm_after, escalate_after
             )
         summary = _per_commune(session, actor, f)
-        totals.update({status: n for counts in summary for status, n in counts["counts"]})
+        for counts in summary:  # every commune's, added up
+            totals.update(dict(counts["counts"]))
         if len(summary) <= DETAIL_COMMUNES:  # up to a district: every broadcast is listed
             awaiting = (
                 {w.broadcast.id for w in asked}
