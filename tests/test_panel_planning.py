@@ -4,6 +4,7 @@ The clock stands at Thursday 2026-11-26 08:00 in Triệu Sơn (START): this week
 Monday 23/11 to Sunday 29/11, the next one 30/11 to 06/12."""
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -66,6 +67,16 @@ def test_the_calendar_shows_a_bulletin_in_both_daily_slots_all_week(panel: Panel
     shown = re.sub(r"<[^>]+>", " ", page)  # what a reader sees: hours and minutes, local
     assert ">05:30</time>" in page and not re.search(r"\d:\d\d:\d\d", shown)
     assert "date=2026-11-23" in page and "date=2026-12-07" in page  # previous, next week
+
+
+def test_a_week_past_the_planning_horizon_says_its_days_are_added_later(
+    panel: Panel, loa: Loa
+) -> None:
+    panel.login("trungtam", "loa-trungtam")
+    assert "Đã lập lịch đến ngày" not in panel.get("/plan")  # this week: planned
+    last = (loa.now() + timedelta(days=loa.settings.plan_days)).astimezone(loa.settings.timezone)
+    page = panel.get(f"/plan?date={(last + timedelta(days=7)).date().isoformat()}")
+    assert f"Đã lập lịch đến ngày {last:%d/%m/%Y}; các ngày sau được lập dần mỗi ngày." in page
 
 
 def test_the_district_view_counts_communes_per_bulletin(panel: Panel, api: Api) -> None:

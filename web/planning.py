@@ -195,8 +195,11 @@ def week() -> str:
     overlapping = sum(len(c["overlaps"]) for d in grid for c in d["cells"]) // 2  # pairs
     for d in grid:
         d["today"] = d["day"] == today
+    # Placements become broadcasts LOA_PLAN_DAYS ahead: a later week is not empty for good.
+    horizon = (ctx.now() + timedelta(days=ctx.settings.plan_days)).astimezone(tz).date()
     return render_template(
         "plan_week.html",
+        planned_until=horizon.strftime("%d/%m/%Y") if days[-1] > horizon else None,
         monday=monday.isoformat(),
         heading=translate("Week {n}").format(n=monday.isocalendar().week)
         + f" · {monday:%d/%m} – {days[-1]:%d/%m/%Y}",
