@@ -125,6 +125,9 @@ def create_slot(
     )
     if not slot.name:
         raise InvalidInput("a slot needs a name", "invalid_name")
+    names = session.scalars(select(Slot.name).where(Slot.active.is_(True)))
+    if slot.name.casefold() in {n.casefold() for n in names}:  # the calendar names slots
+        raise InvalidInput(f"a slot is already named {slot.name!r}", "duplicate_slot")
     session.add(slot)
     session.flush()
     audit.record(session, actor, "create", slot, now, f"{slot.name} {slot.start}, {minutes} min")

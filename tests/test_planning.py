@@ -150,6 +150,7 @@ def test_a_placement_for_a_group_reaches_its_communes_only(api: Api) -> None:
     ("path", "body", "code"),
     [
         ("/slots", {"name": "Đêm", "start": "23:30", "minutes": 60}, "slot_past_midnight"),
+        ("/slots", {"name": " buổi SÁNG ", "start": "06:30", "minutes": 30}, "duplicate_slot"),
         ("/slots", {"name": "X", "start": "25:00", "minutes": 10}, "invalid_time"),
         ("/slots", {"name": "X", "start": "06:00", "minutes": 10, "weekdays": [0]}, "invalid_days"),
         ("/slots", {"name": "X", "start": "06:00", "minutes": 10, "communes": ["99999"]},
