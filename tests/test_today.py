@@ -1,6 +1,8 @@
 """The dashboard ("Hôm nay"): a waiting broadcast is confirmed in one place, and past a
 district's size the communes are counted, not listed row by row."""
 
+from datetime import datetime, timedelta
+
 import pytest
 from flask.testing import FlaskClient
 
@@ -59,6 +61,20 @@ def test_a_cancelled_broadcast_offers_no_confirmation_and_refuses_one(
     page = panel.post(f"/broadcasts/{made['id']}/confirm", {"aired": "yes"})
     assert "đã bị hủy" in page
     assert api.get(f"/broadcasts/{made['id']}").json["status"] == "cancelled"
+
+
+def test_the_operator_gives_the_time_it_aired_in_the_confirm_form(
+    api: Api, client: FlaskClient, loa: Loa
+) -> None:
+    ids = schedule_and_wait(api, loa)
+    scheduled = api.get(f"/broadcasts/{ids[0]}").json["scheduled_at"]  # local, with offset
+    aired = datetime.fromisoformat(scheduled) + timedelta(minutes=5)
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    assert 'type="datetime-local" name="at"' in panel.get("/")
+    panel.post(f"/broadcasts/{ids[0]}/confirm", {"aired": "yes", "at": f"{aired:%Y-%m-%dT%H:%M}"})
+    b = api.get(f"/broadcasts/{ids[0]}").json
+    assert (b["status"], datetime.fromisoformat(b["started_at"])) == ("played", aired)
 
 
 def test_past_a_districts_size_the_dashboard_counts_each_commune(
