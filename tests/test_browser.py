@@ -211,12 +211,13 @@ def test_the_report_compiler_downloads_the_xlsx_and_the_docx(
 
 
 def test_a_citizen_plays_what_tho_son_aired_and_finds_the_podcast(open_page: OpenPage) -> None:
-    page = open_page()
+    page = open_page(viewport=PHONE)  # a citizen's phone
     page.goto(f"/c/{THO_SON}")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Xã Thọ Sơn")
     expect(page.get_by_role("button", name="Đăng xuất")).to_have_count(0)
     item = page.locator("li", has_text=DEMO_BULLETIN_TITLE)  # confirmed by the operator
     expect(item).to_have_count(1)
+    on_phone_without_sideways_scroll(page)
     audio = page.request.get(item.locator("audio").get_attribute("src") or "")
     assert audio.ok and audio.headers["content-type"] == "audio/mpeg" and audio.body()
     assert TITLE not in page.locator("main").inner_text()  # placed, not aired yet
