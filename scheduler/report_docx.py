@@ -96,6 +96,19 @@ def _setup(doc: Any) -> None:
         fonts.set(qn(f"w:{key}"), FONT)
 
 
+def _page_numbers(doc: Any) -> None:
+    """Per Nghị định 30/2020: page numbers in Arabic numerals, centred in the top margin,
+    none on the first page."""
+    section = doc.sections[0]
+    section.different_first_page_header_footer = True
+    p = section.header.paragraphs[0]
+    p.alignment = CENTER
+    field = OxmlElement("w:fldSimple")
+    field.set(qn("w:instr"), "PAGE")
+    field.append(_run(p, "2", 14)._r)  # shown until the reader works the field out
+    p._p.append(field)
+
+
 def _cells(table: Any, widths: list[float]) -> None:
     """Column widths, in the grid (LibreOffice reads it) and in every cell (Word does)."""
     table.autofit = False
@@ -115,7 +128,7 @@ def _header(doc: Any, settings: ReportSettings, issued: date) -> None:
     _run(body, settings.parent_body.upper(), 13)
     body.alignment = CENTER
     _para(top_left, settings.issuer.upper(), 13, bold=True, align=CENTER, after=0)
-    _rule(top_left, 2.5, left)
+    _rule(top_left, 2.5, left, after=6)  # the number's row below keeps its distance
     nation = top_right.paragraphs[0]
     _run(nation, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", 12, bold=True)
     nation.alignment = CENTER
@@ -252,6 +265,7 @@ def _results(doc: Any, report: Report) -> None:
     _heading(doc, "IV. SỐ BUỔI PHÁT THEO THÁNG")
     doc.add_picture(io.BytesIO(month_chart(report)), width=Cm(15))
     doc.paragraphs[-1].alignment = CENTER
+    doc.paragraphs[-1].paragraph_format.keep_with_next = True  # and its caption
     _para(doc, "Biểu đồ: số buổi đã phát và không phát theo tháng", 12, italic=True, align=CENTER)
     _heading(doc, "V. CÁC BUỔI KHÔNG PHÁT VÀ LÝ DO")
     if not report.missed:
@@ -302,6 +316,7 @@ def docx_bytes(
     called as each stage is done."""
     doc = Document()
     _setup(doc)
+    _page_numbers(doc)
     _header(doc, settings, issued)
     _para(doc, "BÁO CÁO", 14, bold=True, align=CENTER, after=0, before=18)
     _para(doc, subject(report), 14, bold=True, align=CENTER, after=0)

@@ -21,6 +21,7 @@ from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 import docx
+from docx.enum.text import WD_ALIGN_PARAGRAPH
 import openpyxl
 import pytest
 from docx.shared import Pt
@@ -286,6 +287,13 @@ def test_the_docx_is_laid_out_per_decree_30_and_its_tables_match_the_as_run_log(
     assert 30 <= mm["left_margin"] <= 35 and 15 <= mm["right_margin"] <= 20
     normal = doc.styles["Normal"].font
     assert normal.name == "Times New Roman" and Pt(13) <= normal.size <= Pt(14)
+    # Page numbers centred in the top margin, in Arabic numerals, none on the first page.
+    assert section.different_first_page_header_footer
+    number = section.header.paragraphs[0]
+    assert 'w:instr="PAGE"' in number._p.xml and number.alignment == WD_ALIGN_PARAGRAPH.CENTER
+    assert not section.first_page_header.paragraphs[0].text
+    chart = next(p for p in doc.paragraphs if "graphicData" in p._p.xml)
+    assert chart.paragraph_format.keep_with_next  # with its caption on one page
     runs = [run for p in doc.paragraphs for run in p.runs if run.text]  # not the chart's
     runs += [run for t in doc.tables for c in t._cells for p in c.paragraphs for run in p.runs]
     assert {run.font.name for run in runs} == {"Times New Roman"}
