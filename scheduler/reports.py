@@ -413,6 +413,7 @@ SUMMARY_COLUMNS = (
     ("Phát một phần", "Partly played"),
     ("Không phát", "Not aired"),
     ("Đã hủy", "Cancelled"),
+    ("Chưa có kết quả", "Pending"),  # not over yet: the rest of "scheduled"
     ("Số phút đã phát", "Minutes aired"),
 )
 XLSX_TIME = "dd/mm/yyyy hh:mm:ss"
@@ -500,11 +501,13 @@ def in_minutes(seconds: float) -> float:
 
 
 def summary_rows(by_commune_topic: dict[tuple[str, str], Tally]) -> list[list[object]]:
-    """The summary sheet's rows: one per commune and topic, in their order."""
+    """The summary sheet's rows: one per commune and topic, in their order; minutes to the
+    hundredth (a column's sum is then the period's, to the minute)."""
     return [
-        [name, topic, t.scheduled, t.played, t.partial, t.missed, t.cancelled, t.minutes]
+        [name, topic, t.scheduled, t.played, t.partial, t.missed, t.cancelled, t.pending,
+         round(t.seconds / 60, 2)]
         for (name, topic), t in sorted(by_commune_topic.items())
-    ]
+    ]  # fmt: skip
 
 
 TALLIED = itemgetter(1, 2, 5, 9)  # of an as-run row: commune, bulletin, status, seconds aired

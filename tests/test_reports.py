@@ -21,9 +21,9 @@ from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 import docx
-from docx.enum.text import WD_ALIGN_PARAGRAPH
 import openpyxl
 import pytest
+from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.shared import Pt
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -193,12 +193,15 @@ def test_the_xlsx_has_real_dates_a_summary_per_commune_and_topic_and_filtered_he
     assert row["Trạng thái"] == "đã phát" and row["Người xác nhận"] == OPERATOR_NAME
     assert log.max_row == 6  # the header and five broadcasts
     totals = {(r[0], r[1]): r[2:] for r in summary.iter_rows(min_row=2, values_only=True)}
+    # Scheduled = played + partly + not aired + pending; minutes to the hundredth, so that
+    # a column's sum is the period's.
     assert totals == {
-        ("Xã Thọ Bình", "CCHC"): (1, 0, 0, 1, 0, 0.0),
-        ("Xã Thọ Sơn", "CCHC"): (2, 1, 0, 1, 0, round(speech / 60, 1)),
-        ("Xã Thọ Sơn", "Thời sự"): (1, 1, 0, 0, 0, 15.0),
-        ("Xã Thọ Tiến", "CCHC"): (0, 0, 0, 0, 1, 0.0),
+        ("Xã Thọ Bình", "CCHC"): (1, 0, 0, 1, 0, 0, 0.0),
+        ("Xã Thọ Sơn", "CCHC"): (2, 1, 0, 1, 0, 0, round(speech / 60, 2)),
+        ("Xã Thọ Sơn", "Thời sự"): (1, 1, 0, 0, 0, 0, 15.0),
+        ("Xã Thọ Tiến", "CCHC"): (0, 0, 0, 0, 1, 0, 0.0),
     }
+    assert [c.value for c in summary[1]][6:8] == ["Đã hủy", "Chưa có kết quả"]
     with loa.transaction() as s:
         (entry, *_) = audit.entries(s, ADMIN)
         assert (entry.action, entry.detail) == ("export", "xlsx 2026-01-01..2026-06-30")
