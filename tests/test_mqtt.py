@@ -225,8 +225,9 @@ def test_events_published_while_the_server_is_down_are_applied_when_it_returns(
     bridge_for(mosquitto, loa, "loa-scheduler-1", protocol).close()  # its session stays
     device = client(mosquitto, "device-a")
     now = loa.now()
-    for kind in ("started", "finished"):
-        device.publish(f"loa/ep/{a}/event", json.dumps(report(mine, kind, now)), qos=1)
+    for kind in ("started", "finished"):  # in the broker (acknowledged) before it goes
+        event = json.dumps(report(mine, kind, now))
+        device.publish(f"loa/ep/{a}/event", event, qos=1).wait_for_publish(5)
     device.disconnect()
     bridge = bridge_for(mosquitto, loa, "loa-scheduler-1", protocol)
     wait_for(lambda: bridge.stats["applied"] == 2, what="the queued events")
