@@ -41,6 +41,7 @@ def test_a_citizen_plays_yesterdays_bulletin_from_the_communes_page(
     html = page.get_data(as_text=True)
     assert "Bản tin loa truyền thanh Xã Thọ Sơn" in html
     assert "<strong>Thông báo</strong>" in html and "CCHC" in html
+    assert " · 0:0" in html and "1 phút" not in html  # a few seconds, as a player says it
     assert f"/c/{THO_SON}/audio/{ids['aired']}.mp3" in html
     assert f"/audio/{ids['coming']}.mp3" not in html  # not aired yet
     assert f"/audio/{ids['other']}.mp3" not in html  # another commune's

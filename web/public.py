@@ -37,7 +37,7 @@ def commune(code: str) -> str:
             "when": local(i.aired_at, "%d/%m/%Y %H:%M"),
             "title": i.title,
             "topic": i.topic,
-            "minutes": max(1, round(i.duration_seconds / 60)),
+            "length": "{}:{:02d}".format(*divmod(round(i.duration_seconds), 60)),  # 1:35
             "audio": url_for("public.audio", code=code, broadcast_id=i.broadcast_id),
         }
         for i in items
