@@ -77,6 +77,20 @@ def test_the_operator_gives_the_time_it_aired_in_the_confirm_form(
     assert (b["status"], datetime.fromisoformat(b["started_at"])) == ("played", aired)
 
 
+def test_a_refused_confirmation_says_which_broadcast_it_was(
+    api: Api, client: FlaskClient, loa: Loa
+) -> None:
+    ids = schedule_and_wait(api, loa)  # Thọ Sơn's, then Thọ Bình's
+    at = datetime.fromisoformat(api.get(f"/broadcasts/{ids[1]}").json["scheduled_at"])
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    page = panel.post(f"/broadcasts/{ids[1]}/confirm", {"aired": "no", "reason": ""})
+    assert f"Hãy ghi lý do không phát. ({at:%H:%M %d/%m}, Xã Thọ Bình)" in page
+    # A bad time for a broadcast that does not exist: the error alone (Panel.post: 200).
+    page = panel.post("/broadcasts/999999/confirm", {"aired": "yes", "at": "not a time"})
+    assert "Thời điểm không hợp lệ.<" in page
+
+
 def test_past_a_districts_size_the_dashboard_counts_each_commune(
     api: Api, client: FlaskClient, loa: Loa, monkeypatch: pytest.MonkeyPatch
 ) -> None:

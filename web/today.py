@@ -15,12 +15,12 @@ from werkzeug.wrappers import Response
 from scheduler import asrun, watch
 from scheduler import broadcasts as bc
 from scheduler.auth import Actor
-from scheduler.errors import LoaError
+from scheduler.errors import Conflict, InvalidInput, LoaError
 from scheduler.models import Area, Broadcast, Role, Status
 from scheduler.service import confirm_broadcast
 from web.auth import current_actor, login_required
 from web.common import actor_label, broadcast_row, flash_error, loa, local, parse_local
-from web.i18n import message, translate
+from web.i18n import error_text, message, translate
 
 bp = Blueprint("today", __name__)
 
@@ -158,9 +158,24 @@ def confirm(broadcast_id: int) -> Response:
             at=parse_local(form.get("at", "")),
         )
         flash(translate("Confirmation saved."), "ok")
+    except (InvalidInput, Conflict) as exc:  # which broadcast, when the user may see it
+        which = _which(broadcast_id)
+        flash(error_text(exc.code, exc.detail) + (f" ({which})" if which else ""), "error")
     except LoaError as exc:
         flash_error(exc)
     return redirect(request.referrer or url_for("today.index"))
+
+
+def _which(broadcast_id: int) -> str:
+    """'06:00 27/11, Xã Thọ Sơn': a broadcast as the dashboard lists it ('' if the user
+    may not see it, or it does not exist)."""
+    try:
+        with loa().transaction() as session:
+            b = bc.get_broadcast(session, broadcast_id)
+            current_actor().require_commune(b.commune_id)
+            return f"{local(b.scheduled_at, '%H:%M %d/%m')}, {b.commune.name}"
+    except LoaError:
+        return ""
 
 
 @bp.get("/broadcasts/<int:broadcast_id>")
