@@ -256,6 +256,7 @@ def test_the_slots_page_is_linked_from_the_plan_and_lists_the_slots(centre: Brow
     assert "Khung giờ và giờ yên tĩnh" in page
     morning = slot_row(page, "Buổi sáng")
     assert "05:30–" in morning and "Mọi ngày" in morning and "Tất cả các xã" in morning
+    assert 'data-confirm="Bỏ khung giờ Buổi sáng (05:30–06:30)? Lịch sử phát vẫn' in morning
 
 
 def test_the_centre_adds_a_slot_for_chosen_communes_and_days(centre: Browser, loa: Loa) -> None:

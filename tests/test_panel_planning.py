@@ -211,7 +211,8 @@ def test_cancelling_from_the_panel(panel: Panel, api: Api, loa: Loa) -> None:
     friday = cells(panel.get(f"/plan?commune={THO_SON}"))[(6, 2)]
     assert friday.index(">05:30<") < friday.index("Bản tin một") < friday.index("Bản tin hai")
     cancel = re.findall(r'action="(/plan/broadcasts/\d+/cancel)"', friday)
-    assert len(cancel) == 2 and 'data-confirm="Hủy lượt phát này?' in friday
+    assert len(cancel) == 2
+    assert 'data-confirm="Hủy lượt phát này? 05:30 27/11, Xã Thọ Sơn: Bản tin một"' in friday
     page = panel.post(cancel[0], {"date": "2026-11-23", "commune": THO_SON})
     assert "Đã hủy lượt phát; các mục sau trong hàng đợi được dồn lên." in page
     friday = cells(page)[(6, 2)]
