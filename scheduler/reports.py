@@ -273,7 +273,7 @@ def count(
     by_reason = asrun.restrict(by_reason, actor, f).where(missed).group_by(why)
     first = select(Broadcast.scheduled_at, Area.name, Bulletin.title, Broadcast.status, why)
     first = asrun.restrict(first.join(Broadcast.commune).join(Broadcast.bulletin), actor, f)
-    first = first.where(missed).order_by(Broadcast.scheduled_at, Area.code, Broadcast.id)
+    first = first.where(missed).order_by(*asrun.LOG_ORDER)
     # Two queries at a time, each on its own connection: the database lets go of the GIL
     # while it counts, so a year's counts take both cores.
     bind = session.get_bind()

@@ -19,8 +19,9 @@ def loa() -> Loa:
     return ctx
 
 
-def flash_error(exc: LoaError) -> None:
-    flash(error_text(exc.code, exc.detail), "error")
+def flash_error(exc: LoaError, about: str = "") -> None:
+    """The error in the panel's language; `about`, if given, says what it was about."""
+    flash(error_text(exc.code, exc.detail) + (f" ({about})" if about else ""), "error")
 
 
 def parse_local(value: str) -> datetime | None:

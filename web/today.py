@@ -20,7 +20,7 @@ from scheduler.models import Area, Broadcast, Role, Status
 from scheduler.service import confirm_broadcast
 from web.auth import current_actor, login_required
 from web.common import actor_label, broadcast_row, flash_error, loa, local, parse_local
-from web.i18n import error_text, message, translate
+from web.i18n import message, translate
 
 bp = Blueprint("today", __name__)
 
@@ -159,8 +159,7 @@ def confirm(broadcast_id: int) -> Response:
         )
         flash(translate("Confirmation saved."), "ok")
     except (InvalidInput, Conflict) as exc:  # which broadcast, when the user may see it
-        which = _which(broadcast_id)
-        flash(error_text(exc.code, exc.detail) + (f" ({which})" if which else ""), "error")
+        flash_error(exc, _which(broadcast_id))
     except LoaError as exc:
         flash_error(exc)
     return redirect(request.referrer or url_for("today.index"))
