@@ -38,7 +38,7 @@ from scheduler import areas, audit, quiet
 from scheduler.auth import MANAGERS, Actor
 from scheduler.bulletins import require_approved
 from scheduler.clock import parse_hhmm
-from scheduler.db import bulk_insert_columns, in_ids
+from scheduler.db import bulk_insert_columns, in_ids, key_share, keys_checked_once
 from scheduler.errors import Conflict, InvalidInput, NotFound
 from scheduler.models import (
     Area,
@@ -677,9 +677,28 @@ def _insert(
     if laid_out is not None:
         laid_out()
     last_id = session.scalar(select(func.max(Broadcast.id))) or 0
-    bulk_insert_columns(session, Broadcast.__table__, columns)  # type: ignore[arg-type]
-    # Deliveries and first history rows are made by the database from the new rows
-    # (INSERT … SELECT): no Python row each, and not the ORM's RETURNING, row by row.
+    with keys_checked_once(session, Broadcast.__table__, columns) as once:  # type: ignore[arg-type]
+        bulk_insert_columns(session, Broadcast.__table__, columns)  # type: ignore[arg-type]
+        endpoints: ColumnElement[bool] = Endpoint.active.is_(True)
+        if once:  # the deliveries' other key: the endpoints they are made for
+            touched = list(set(columns["commune_id"]))
+            ids = key_share(session, Endpoint.id, in_ids(session, Endpoint.commune_id, touched))
+            endpoints &= in_ids(session, Endpoint.id, ids)
+        return _insert_deliveries_and_events(session, new, now, last_id, among, endpoints)
+
+
+def _insert_deliveries_and_events(
+    session: Session,
+    new: Sequence[Wanted],
+    now: datetime,
+    last_id: int,
+    among: Sequence[ColumnElement[bool]],
+    endpoints: ColumnElement[bool],
+) -> list[int]:
+    """The new broadcasts' deliveries (one per endpoint `endpoints` selects in the
+    commune) and first history rows; the new broadcasts' ids."""
+    # Made by the database from the new rows (INSERT … SELECT): no Python row each, and
+    # not the ORM's RETURNING, row by row.
     made = (
         select(Broadcast.id, Broadcast.commune_id, Broadcast.created_by, Broadcast.placement_id)
         .where(
@@ -694,7 +713,7 @@ def _insert(
         ["broadcast_id", "endpoint_id", "status"],
         select(made.c.id, Endpoint.id, literal(Status.SCHEDULED.value))
         .join(Endpoint, Endpoint.commune_id == made.c.commune_id)
-        .where(Endpoint.active.is_(True)),
+        .where(endpoints),
     )
     events = insert(BroadcastEvent.__table__).from_select(  # type: ignore[arg-type]
         ["broadcast_id", "at", "to_status", "actor", "reason"],

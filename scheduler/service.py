@@ -397,12 +397,13 @@ def _materialise_in_batches(
     loa: Loa, actor: Actor, placement_id: int, communes: list[int], now: datetime, until: datetime
 ) -> planning.Materialised:
     """Materialise a placement for thousands of communes (PostgreSQL) in batches of
-    communes, each its own transaction, two at a time: PostgreSQL checks foreign keys one
-    row at a time, so one transaction holds one core (148,000 broadcasts: 14-19 s). One
-    batch at a time computes its rows (Python, which holds the GIL anyway); it lets the
-    next one start computing as soon as its rows are laid out and it writes them, so the
-    server's writing of one batch overlaps the computing of the next instead of both
-    batches computing, then both writing, in step. The placement is held meanwhile, so
+    communes, each its own transaction, two at a time: the server's writing of a batch
+    holds one core (indexes, and foreign keys checked row by row when the role may not
+    have them checked once: `db.keys_checked_once`). One batch at a time computes its
+    rows (Python, which holds the GIL anyway); it lets the next one start computing as
+    soon as its rows are laid out and it writes them, so the server's writing of one
+    batch overlaps the computing of the next instead of both batches computing, then
+    both writing, in step. The placement is held meanwhile, so
     the scheduler's extension does not make the same rows; if a batch fails, the
     placement is cancelled with what was made, and the error raised."""
     tz = loa.settings.timezone

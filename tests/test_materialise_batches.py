@@ -10,16 +10,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy import func, select
+from psycopg.errors import ForeignKeyViolation
+from sqlalchemy import func, make_url, select
+from sqlalchemy.orm import Session
 
 from scheduler import areas, bulletins, planning, service
 from scheduler.auth import Actor
 from scheduler.clock import ManualClock
 from scheduler.context import Loa, build_loa
+from scheduler.db import bulk_insert_columns, keys_checked_once
+from scheduler.errors import Conflict
 from scheduler.models import (
     Broadcast,
     BroadcastEvent,
+    Bulletin,
     Delivery,
     Endpoint,
     Placement,
@@ -28,7 +34,7 @@ from scheduler.models import (
     Slot,
     Status,
 )
-from tests.conftest import THO_SON, Api, make_settings
+from tests.conftest import START, THO_SON, Api, make_settings
 
 pytestmark = pytest.mark.both_databases
 
@@ -127,6 +133,15 @@ def pg_loa(postgres: Any, tmp_path: Path, clock: ManualClock) -> Iterator[Loa]:
     ctx.close()
 
 
+def agents_everywhere(loa: Loa) -> None:
+    """An agent endpoint in every commune, so that every broadcast has a delivery."""
+    with loa.transaction() as s:
+        s.add_all(
+            Endpoint(commune_id=c.id, name="Cụm 1", kind="agent", created_at=loa.now())
+            for c in areas.communes(s)
+        )
+
+
 def rendered_bulletin(loa: Loa) -> int:
     with loa.transaction() as s:
         bulletin = bulletins.create_bulletin(
@@ -196,3 +211,135 @@ def test_batches_lay_out_their_rows_one_at_a_time_and_write_side_by_side(
     assert len(stretches) == 4
     stretches.sort()
     assert all(end <= later for (_, end), (later, _) in itertools.pairwise(stretches))
+
+
+# --- foreign keys checked once per referenced row (PostgreSQL) ---------------------------
+
+
+def broadcast_columns(s: Session, rendered: int, **changed: Any) -> dict[str, list[Any]]:
+    """One broadcast of a rendered bulletin in the demo's first slot in Thọ Sơn, as
+    columns."""
+    bulletin = s.get_one(Bulletin, rendered)
+    row = {
+        "bulletin_id": bulletin.id, "audio_id": bulletin.audio_id, "priority": "normal",
+        "status": Status.SCHEDULED.value, "created_by": "user:centre", "created_at": START,
+        "commune_id": areas.commune_by_code(s, THO_SON).id, "scheduled_at": START,
+        "slot_id": s.scalar(select(func.min(Slot.id))), "overflow": False,
+    } | changed  # fmt: skip
+    return {name: [value] for name, value in row.items()}
+
+
+def test_rows_made_with_keys_checked_once_hold_what_they_reference_until_commit(
+    pg_loa: Loa, postgres: Any
+) -> None:
+    """As PostgreSQL's own check would: a delete of a referenced row waits (here: gives
+    up after its lock timeout) while the rows are not committed."""
+    loa = pg_loa
+    bulletin_id = rendered_bulletin(loa)
+    with loa.transaction() as s:
+        columns = broadcast_columns(s, bulletin_id)
+        with keys_checked_once(s, Broadcast.__table__, columns) as once:  # type: ignore[arg-type]
+            assert once  # the tests' role is a superuser
+            bulk_insert_columns(s, Broadcast.__table__, columns)  # type: ignore[arg-type]
+        with psycopg.connect(dsn(postgres, loa.engine.url.database), autocommit=True) as other:
+            other.execute("SET lock_timeout = '200ms'")
+            for table, key in [("slots", "slot_id"), ("audio_assets", "audio_id")]:
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    other.execute(f"DELETE FROM {table} WHERE id = %s", columns[key])
+
+
+def test_an_endpoint_whose_deliveries_are_being_made_is_held_until_they_are_committed(
+    pg_loa: Loa, postgres: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loa = pg_loa
+    agents_everywhere(loa)
+    bulletin_id = rendered_bulletin(loa)
+    insert = planning._insert_deliveries_and_events
+    tried = []
+
+    def then_delete_an_endpoint(*args: Any) -> list[int]:
+        made = insert(*args)
+        communes = list({w.commune_id for w in args[1]})  # of the broadcasts made
+        with psycopg.connect(dsn(postgres, loa.engine.url.database), autocommit=True) as other:
+            other.execute("SET lock_timeout = '200ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("DELETE FROM endpoints WHERE commune_id = ANY(%s)", [communes])
+        tried.append(len(made))
+        return made
+
+    monkeypatch.setattr(planning, "_insert_deliveries_and_events", then_delete_an_endpoint)
+    service.place(loa, CENTRE, bulletin_id, planning.Targets(all=True), week_rule(loa))
+    assert sum(tried) == 34 * 2 * 7
+
+
+def test_a_row_whose_reference_is_gone_is_refused_and_nothing_is_written(pg_loa: Loa) -> None:
+    loa = pg_loa
+    bulletin_id = rendered_bulletin(loa)
+    gone = pytest.raises(Conflict, match="slots \\[999999\\] no longer exist")
+    with gone, loa.transaction() as s:
+        columns = broadcast_columns(s, bulletin_id, slot_id=999_999)
+        with keys_checked_once(s, Broadcast.__table__, columns):  # type: ignore[arg-type]
+            raise AssertionError("not reached")
+    with loa.transaction() as s:
+        assert s.scalar(select(func.count()).where(Broadcast.slot_id == 999_999)) == 0
+
+
+def test_after_the_block_every_row_is_checked_again(pg_loa: Loa) -> None:
+    loa = pg_loa
+    bulletin_id = rendered_bulletin(loa)
+    refused = pytest.raises(ForeignKeyViolation, match="fk_broadcasts_bulletin_id_bulletins")
+    with refused, loa.transaction() as s:
+        with keys_checked_once(s, Broadcast.__table__, broadcast_columns(s, bulletin_id)):  # type: ignore[arg-type]
+            pass
+        bad = broadcast_columns(s, bulletin_id, bulletin_id=999_999)
+        bulk_insert_columns(s, Broadcast.__table__, bad)  # type: ignore[arg-type]
+
+
+def test_a_role_that_may_not_skip_row_checks_makes_the_same_rows(
+    pg_loa: Loa, postgres: Any, tmp_path: Path, clock: ManualClock
+) -> None:
+    """On a copy of the same database, a role without GRANT SET ON PARAMETER
+    session_replication_role places the same week, each row checked by PostgreSQL."""
+    url = make_url(postgres.new_database("loa_template")).set(username="plain")
+    with psycopg.connect(dsn(postgres, url.database), autocommit=True) as admin:
+        admin.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'plain') "
+            "THEN CREATE ROLE plain LOGIN; END IF; END $$"
+        )
+        for kind in ["TABLES", "SEQUENCES"]:
+            admin.execute(f"GRANT ALL ON ALL {kind} IN SCHEMA public TO plain")
+    settings = make_settings(tmp_path / "plain", LOA_DATABASE_URL=str(url))
+    plain = build_loa(settings, clock=clock)
+    made = {}
+    try:
+        for loa in [pg_loa, plain]:
+            agents_everywhere(loa)
+            bulletin_id = rendered_bulletin(loa)
+            rule = week_rule(loa)
+            placed = service.place(loa, CENTRE, bulletin_id, planning.Targets(all=True), rule)
+            with loa.transaction() as s:
+                user = s.connection().exec_driver_sql("SELECT current_user").scalar()
+                rows = s.execute(
+                    select(*WEEK_ROWS)
+                    .join(Delivery, Delivery.broadcast_id == Broadcast.id)
+                    .join(BroadcastEvent, BroadcastEvent.broadcast_id == Broadcast.id)
+                ).all()
+            made[user] = (placed.broadcasts, sorted(rows))
+    finally:
+        plain.close()
+    assert made["postgres"][0] == len(made["postgres"][1]) == 34 * 2 * 7
+    assert made["plain"] == made["postgres"]
+
+
+WEEK_ROWS = (
+    Broadcast.commune_id,
+    Broadcast.slot_at,
+    Broadcast.position,
+    Delivery.endpoint_id,
+    BroadcastEvent.to_status,
+)
+
+
+def dsn(postgres: Any, database: str | None) -> str:
+    """libpq's connection string for this database, as the superuser."""
+    return f"host=127.0.0.1 port={postgres.port} user=postgres dbname={database}"
