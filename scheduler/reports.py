@@ -6,8 +6,8 @@ scheduler.report_docx."""
 from __future__ import annotations
 
 import io
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -442,14 +442,12 @@ def log_chunks(
     strings: xlsx.Strings,
     total: int,
     progress: Progress | None = None,
-    totals: Counter[tuple[Any, ...]] | None = None,
+    totals: RowTotals | None = None,
 ) -> Iterator[tuple[str, int]]:
     """The as-run sheet's rows as XML, a batch at a time: the database gives times in
     milliseconds and lengths in seconds, unrounded (ExportRows.query); each commune,
     bulletin, label and name is made into cells once, its strings shared, and each time,
-    lateness and length once while they repeat. `totals` counts the rows per (commune id,
-    bulletin id, status, seconds on air) as they go: counted in C, and the seconds repeat
-    (a bulletin's length)."""
+    lateness and length once while they repeat. `totals` adds up the rows as they go."""
     cell = strings.cell
     communes = {i: cell(code) + cell(name) for i, (code, name) in rows.communes().items()}
     bulletins = {
@@ -477,7 +475,7 @@ def log_chunks(
             for i, c, b, p, at, s, start, end, seconds, aired, k, who, why in batch
         ])  # fmt: skip
         if totals is not None:
-            totals.update(map(TALLIED, batch))
+            totals.add(batch)
         if progress and (done + len(batch)) // 10_000 > done // 10_000:
             progress(done + len(batch), total)
         done += len(batch)
@@ -510,18 +508,39 @@ def summary_rows(by_commune_topic: dict[tuple[str, str], Tally]) -> list[list[ob
     ]  # fmt: skip
 
 
-TALLIED = itemgetter(1, 2, 5, 9)  # of an as-run row: commune, bulletin, status, seconds aired
+@dataclass
+class RowTotals:
+    """What the summary needs of the as-run rows: how many per (commune id, bulletin id,
+    status), counted in C, and the seconds on air per (commune id, bulletin id)."""
+
+    counts: Counter[tuple[int, int, str]] = field(default_factory=Counter)
+    seconds: defaultdict[tuple[int, int], float] = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        """A batch of rows of ExportRows.batches(text=False)."""
+        self.counts.update(map(COUNTED, rows))
+        seconds = self.seconds
+        for row in rows:
+            if row[9]:
+                seconds[row[1], row[2]] += row[9]
 
 
-def _summary_of(rows: asrun.ExportRows, totals: Counter[tuple[Any, ...]]) -> Iterator[list[object]]:
-    """The summary of the totals log_chunks counted, once they are counted (the summary
-    sheet is written after the log's)."""
+COUNTED = itemgetter(1, 2, 5)  # of an as-run row: commune, bulletin, status
+
+
+def _summary_of(rows: asrun.ExportRows, totals: RowTotals) -> Iterator[list[object]]:
+    """The summary of the totals log_chunks added up, once they are (the summary sheet is
+    written after the log's)."""
     communes, bulletins = rows.communes(), rows.bulletins()
-    by_commune_topic: dict[tuple[str, str], Tally] = {}
-    for (c, b, status, seconds), n in totals.items():
-        topic = bulletins[b][1] or NO_TOPIC[rows.lang]
-        tally = by_commune_topic.setdefault((communes[c][1], topic), Tally())
-        tally.add(status, n, n * seconds)
+    by_commune_topic: dict[tuple[str, str], Tally] = defaultdict(Tally)
+
+    def key(commune: int, bulletin: int) -> tuple[str, str]:
+        return communes[commune][1], bulletins[bulletin][1] or NO_TOPIC[rows.lang]
+
+    for (c, b, status), n in totals.counts.items():
+        by_commune_topic[key(c, b)].add(status, n)
+    for (c, b), seconds in totals.seconds.items():
+        by_commune_topic[key(c, b)].seconds += seconds
     yield from summary_rows(by_commune_topic)
 
 
@@ -546,7 +565,7 @@ def write_xlsx(report: Report, out: IO[bytes], progress: Progress | None = None)
     if not isinstance(report.rows, Rows):
         return xlsx.write(out, [log, summary], XLSX_TIME)[0]
     total = len(report.rows)
-    totals: Counter[tuple[Any, ...]] = Counter()
+    totals = RowTotals()
     with report.rows.read() as rows:
         log.chunks = lambda strings: log_chunks(rows, strings, total, progress, totals)
         summary.rows = _summary_of(rows, totals)
