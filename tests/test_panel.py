@@ -92,6 +92,16 @@ def test_the_centre_writes_renders_approves_and_schedules_a_bulletin(
     assert "Xã Thọ Sơn" in page and "Xã Thọ Bình" in page and "đã lên lịch" in page
 
 
+def test_speech_made_offline_says_so_once(panel: Panel) -> None:
+    """gTTS unreachable (no internet in tests): espeak-ng speaks, and the page says so
+    once, not in a flash message and again in the audio's notice."""
+    panel.login("trungtam", "loa-trungtam")
+    panel.post("/bulletins", {"title": "Tin", "text": "Lịch tiếp dân.", "priority": "normal"})
+    page = panel.post("/bulletins/1/render", {"engine": "auto", "voice": "vi"})  # gTTS first
+    assert "Đã tạo âm thanh." in page
+    assert page.count("Đã dùng giọng ngoại tuyến: không có internet.") == 1
+
+
 def test_a_time_in_the_past_is_refused_with_a_readable_message(
     panel: Panel, api: Api, loa: Loa
 ) -> None:

@@ -378,10 +378,8 @@ def render(bulletin_id: int) -> Response:
         if long:
             current_actor().require(*MANAGERS)
             return start(jobs.RENDER, jobs.render_params(bulletin_id, voice))
-        asset = service.render_bulletin(loa(), current_actor(), bulletin_id, voice)
-        flash(translate("Speech rendered."), "ok")
-        if asset.fallback_reason:
-            flash(translate("Offline voice used: no internet."), "warning")
+        service.render_bulletin(loa(), current_actor(), bulletin_id, voice)
+        flash(translate("Speech rendered."), "ok")  # the page says if the voice is offline
     except LoaError as exc:
         flash_error(exc)
     except (RenderError, TtsError) as exc:
