@@ -221,6 +221,8 @@ def test_cancelling_from_the_panel(panel: Panel, api: Api, loa: Loa) -> None:
     # The second now plays at the slot's start (to the second, in the machine-read time).
     assert moved_up.startswith('<time datetime="2026-11-27T05:30:00+07:00">05:30</time>')
     assert len(re.findall(r"/plan/broadcasts/\d+/cancel", friday)) == 1
+    district = cells(panel.get("/plan"))[(6, 2)]  # names the commune where it was cancelled
+    assert re.search(r"Bản tin một</span>.*Đã hủy ở Xã Thọ Sơn", district, re.S)
     page = panel.get("/plan/placements")
     assert "Vào Buổi sáng, từ 27/11 đến 28/11/2026" in page and "Hủy lịch" in page
     page = panel.post(f"/plan/placements/{placed['id']}/cancel", {})

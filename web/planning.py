@@ -77,9 +77,14 @@ def target_words(p: calendar.PlacementInfo) -> str:
         return translate("All communes")
     if p.target == "group":
         return translate("Group: {name}").format(name=p.group)
-    shown = ", ".join(p.communes[:4])
-    more = len(p.communes) - 4
-    return shown + (" " + translate("and {n} more communes").format(n=more) if more > 0 else "")
+    return _some(p.communes, 4)
+
+
+def _some(names: Sequence[str], shown: int = 3) -> str:
+    """'A, B, C and 4 more communes'."""
+    more = len(names) - shown
+    rest = " " + translate("and {n} more communes").format(n=more) if more > 0 else ""
+    return ", ".join(names[:shown]) + rest
 
 
 def placement_view(p: calendar.PlacementInfo) -> dict[str, Any]:
@@ -140,10 +145,13 @@ def _district_entries(found: Sequence[calendar.Item], clash: Mapping[int, str]) 
         g = groups.setdefault(
             (i.bulletin_id, i.slot_at or i.scheduled_at),
             {"title": i.title, "priority": i.priority, "time": local(i.scheduled_at, "%H:%M"),
-             "communes": set(), "statuses": Counter(), "overflow": set(), "clash": set()},
+             "communes": set(), "statuses": Counter(), "overflow": set(), "clash": set(),
+             "cancelled_in": []},
         )  # fmt: skip
         g["statuses"][i.status] += 1
-        if i.status != Status.CANCELLED.value:
+        if i.status == Status.CANCELLED.value:
+            g["cancelled_in"].append(i.commune)
+        else:
             g["communes"].add(i.commune_id)
             if i.overflow:
                 g["overflow"].add(i.commune_id)
@@ -152,7 +160,8 @@ def _district_entries(found: Sequence[calendar.Item], clash: Mapping[int, str]) 
     ordered = sorted(groups.items(), key=lambda kv: (kv[0][1], -RANK[kv[1]["priority"]]))
     return [
         {**g, "communes": len(g["communes"]), "overflow": len(g["overflow"]),
-         "clash": len(g["clash"]), "statuses": sorted(g["statuses"].items())}
+         "clash": len(g["clash"]), "statuses": sorted(g["statuses"].items()),
+         "cancelled_in": _some(sorted(g["cancelled_in"]))}
         for _, g in ordered
     ]  # fmt: skip
 
