@@ -12,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from scheduler import areas, asrun, bulletins, service
+from scheduler.clock import ManualClock
 from scheduler.context import Loa
 from scheduler.models import Priority
 from tests.conftest import ADMIN, CENTRE, THO_SON
@@ -43,15 +44,39 @@ def test_the_log_shows_100_rows_a_page_with_a_count_and_links(
 ) -> None:
     panel = Panel(client)
     panel.login("trungtam", "loa-trungtam")
-    first = panel.get("/log")
+    first = panel.get("/log?page=1")
     assert rows(first) == 100
     assert re.search(r'id="log-count">1–100 / 136<', first)
-    assert "/log?page=2" in first
+    assert "/log?to=2026-11-26&amp;page=2" in first  # the default filter: up to today
     second = panel.get("/log?page=2")
     assert rows(second) == 36 and "101–136 / 136" in second
-    assert "/log?page=1" in second
+    assert "/log?to=2026-11-26&amp;page=1" in second
+    assert rows(panel.get("/log")) == 36  # opened without a page: its latest
     assert rows(panel.get("/log?page=99")) == 36  # past the end: the last page
     assert rows(panel.get("/log?page=x")) == 100
+
+
+def test_the_log_opens_up_to_today_on_its_latest_page(
+    client: FlaskClient, loa: Loa, clock: ManualClock, year_of_slots: list[str]
+) -> None:
+    """What aired most recently first in view; tomorrow's plan is the week's, not the
+    log's, until the user asks for later dates."""
+    with loa.transaction() as s:
+        b = bulletins.create_bulletin(
+            s, CENTRE, title="Thông báo ngày mai", text="Ngày mai cắt điện.", topic="Điện",
+            priority=Priority.NORMAL, now=loa.now(), max_chars=20000,
+        )  # fmt: skip
+        bulletins.approve(s, ADMIN, b, loa.now())
+    service.schedule_bulletin(loa, CENTRE, b.id, [THO_SON], loa.now() + timedelta(days=1))
+    clock.advance(5 * 3600)  # the four times of today have passed
+    panel = Panel(client)
+    panel.login("trungtam", "loa-trungtam")
+    page = panel.get("/log")
+    assert "Thông báo ngày mai" not in page
+    assert 'name="to" value="2026-11-26"' in page  # the filter says so
+    assert re.search(r'id="log-count">101–136 / 136<', page)
+    later = panel.get("/log?to=2026-11-27")
+    assert "Thông báo ngày mai" in later and "/ 137<" in later
 
 
 def test_pages_past_the_middle_read_from_the_end_hold_the_same_rows(
@@ -71,7 +96,7 @@ def test_page_links_keep_the_filter_and_the_csv_exports_all_of_it(
 ) -> None:
     panel = Panel(client)
     panel.login("trungtam", "loa-trungtam")
-    page = panel.get("/log?status=scheduled&topic=CCHC")
+    page = panel.get("/log?status=scheduled&topic=CCHC&page=1")
     assert "/ 136<" in page
     links = set(re.findall(r'href="(/log\?[^"]*page=2[^"]*)"', page))
     assert links and all("status=scheduled" in x and "topic=CCHC" in x for x in links)

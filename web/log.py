@@ -30,13 +30,17 @@ def _filter() -> asrun.LogFilter:
 def index() -> str:
     ctx = loa()
     rows = []
+    args = {k: request.args.get(k, "") for k in FILTER_KEYS}
+    if not any(args.values()):  # the log as it stands: up to today, on its latest page
+        args["to"] = ctx.now().astimezone(ctx.settings.timezone).date().isoformat()
+    last = "page" not in request.args
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     with ctx.transaction() as session:
         try:
-            f = _filter()
+            f = asrun.filter_from_query(ctx.settings.timezone, args)
             total = asrun.count(session, current_actor(), f)
             pages = max(-(-total // PAGE_SIZE), 1)
-            page = min(page, pages)
+            page = pages if last else min(page, pages)
             found = asrun.query(session, current_actor(), f, deliveries=False, total=total,
                                 offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)  # fmt: skip
         except LoaError as exc:
@@ -54,7 +58,6 @@ def index() -> str:
         communes = session.execute(
             select(Area.code, Area.name).where(Area.level == "commune").order_by(Area.code)
         ).all()
-    args = {k: request.args.get(k, "") for k in FILTER_KEYS}
     return render_template(
         "log.html",
         rows=rows,
