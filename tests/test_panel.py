@@ -135,6 +135,8 @@ def test_an_operator_sees_only_their_commune_and_confirms_with_a_reason(
         f"/broadcasts/{made[0]['id']}/confirm", {"aired": "no", "reason": "Mất điện cả thôn"}
     )
     assert "Đã lưu xác nhận." in page and "Mất điện cả thôn" in page
+    history = panel.get(f"/broadcasts/{made[0]['id']}")
+    assert '<td data-label="Người/thiết bị">Đài truyền thanh xã Thọ Sơn</td>' in history
     page = panel.post(f"/broadcasts/{made[1]['id']}/confirm", {"aired": "yes"})
     assert "Bạn không có quyền làm việc này." in page
     assert panel.client.get(f"/broadcasts/{made[1]['id']}").status_code == 404

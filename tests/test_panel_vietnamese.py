@@ -102,11 +102,13 @@ def test_the_endpoint_kinds_have_vietnamese_names(panel: Panel) -> None:
 
 
 def test_the_bulletins_list_names_the_author_and_dates_it_apart(panel: Panel) -> None:
+    """By the name the exports give (the user's display name), not the login."""
     panel.login("trungtam", "loa-trungtam")
     panel.post("/bulletins", {"title": "Lịch tiếp dân", "text": "Tiếp dân thứ Hai.",
                               "priority": "normal"})  # fmt: skip
     page = panel.get("/bulletins")
-    assert 'data-label="Người tạo">trungtam</td>' in page
+    assert 'data-label="Người tạo">Trung tâm VHTTDL huyện Triệu Sơn</td>' in page
+    assert "Người tạo Trung tâm VHTTDL huyện Triệu Sơn" in panel.get("/bulletins/1")
     assert re.search(r'data-label="Ngày tạo">\d\d/\d\d/\d{4} \d\d:\d\d</td>', page)
 
 

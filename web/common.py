@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, flash
+from flask import current_app, flash, g
 
 from scheduler import asrun
 from scheduler.context import Loa
@@ -42,12 +42,16 @@ def local(moment: datetime | None, fmt: str = "%H:%M:%S") -> str:
 
 
 def actor_label(actor: str | None) -> str:
-    """'endpoint:Cụm 1' -> 'Thiết bị: Cụm 1', 'user:thoson' -> 'thoson' (for display)."""
+    """'endpoint:Cụm 1' -> 'Thiết bị: Cụm 1', 'user:thoson' -> the user's name, as the
+    exports give it (for display)."""
     if not actor:
         return ""
     kind, _, name = actor.partition(":")
     if kind == "user":
-        return name
+        if "user_names" not in g:  # once a request
+            with loa().transaction() as session:
+                g.user_names = asrun.user_names(session)
+        return str(g.user_names.get(actor, name))
     label = {"endpoint": "Endpoint", "token": "API", "dispatcher": "Dispatcher"}.get(kind, kind)
     return f"{translate(label)}: {name}" if name else translate(label)
 

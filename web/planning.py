@@ -21,7 +21,7 @@ from scheduler.errors import Forbidden, InvalidInput, LoaError
 from scheduler.models import Priority, Role, Status
 from scheduler.planning import RANK
 from web.auth import current_actor, login_required
-from web.common import flash_error, loa, local, parse_local
+from web.common import actor_label, flash_error, loa, local, parse_local
 from web.i18n import error_text, translate
 
 bp = Blueprint("plan", __name__, url_prefix="/plan")
@@ -102,7 +102,7 @@ def placement_view(p: calendar.PlacementInfo) -> dict[str, Any]:
         "played": counts.pop(Status.PLAYED.value, 0),
         "cancelled": counts.pop(Status.CANCELLED.value, 0),
         "other": sorted(counts.items()),
-        "created_by": p.created_by.partition(":")[2] or p.created_by,
+        "created_by": actor_label(p.created_by),
         "created": local(p.created_at, "%d/%m/%Y %H:%M"),
         "cancelled_at": local(p.cancelled_at, "%d/%m/%Y %H:%M"),
     }
