@@ -31,6 +31,7 @@ TABLE_PT = 12
 TEXT_WIDTH_CM = 16.5  # A4 210 mm - 30 mm - 15 mm
 CENTER = WD_ALIGN_PARAGRAPH.CENTER
 NUMBERS = ("Theo lịch", "Đã phát", "Một phần", "Không phát", "Số phút")
+PENDING = "Chưa có kết quả"
 
 
 def vi_number(value: float, decimals: int = 0) -> str:
@@ -200,16 +201,21 @@ def _xml(text: str) -> str:
     return escape(FORBIDDEN.sub("", text))
 
 
-def _counts(t: Tally) -> list[str]:
-    return [vi_number(n) for n in (t.scheduled, t.played, t.partial, t.missed)] + [
-        vi_number(t.minutes, 1)
-    ]
+def _counts(t: Tally, pending: bool) -> list[str]:
+    counts = [t.scheduled, t.played, t.partial, t.missed, *([t.pending] if pending else [])]
+    return [vi_number(n) for n in counts] + [vi_number(t.minutes, 1)]
 
 
 def _tally_table(doc: Any, first: str, tallies: dict[str, Tally], total: Tally) -> None:
-    rows = [[str(i), name, *_counts(t)] for i, (name, t) in enumerate(tallies.items(), 1)]
-    rows.append(["", "Tổng cộng", *_counts(total)])
-    _table(doc, ["STT", first, *NUMBERS], rows, [1.3, 5.2, 2.0, 2.0, 2.0, 2.0, 2.0], 2, True)
+    """Counts per commune or topic, and their total. Broadcasts without a result yet
+    (to come, or waiting for the operator) get a column when there are any, so that
+    scheduled = played + partly + not aired (+ pending) on every row."""
+    pending = total.pending > 0
+    rows = [[str(i), name, *_counts(t, pending)] for i, (name, t) in enumerate(tallies.items(), 1)]
+    rows.append(["", "Tổng cộng", *_counts(total, pending)])
+    head = ["STT", first, *NUMBERS[:4], *([PENDING] if pending else []), NUMBERS[4]]
+    widths = [1.3, 4.0, *[1.85] * 6] if pending else [1.3, 5.2, *[2.0] * 5]
+    _table(doc, head, rows, widths, 2, True)
 
 
 def month_chart(report: Report) -> bytes:

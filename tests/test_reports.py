@@ -35,7 +35,7 @@ from scheduler.context import Loa, build_loa
 from scheduler.models import AudioAsset, Priority, Role
 from scheduler.report_docx import MISSED_LIMIT, docx_bytes
 from scheduler.settings import ReportSettings, Settings
-from tests.conftest import ADMIN, CENTRE, THO_BINH, THO_SON, THO_TIEN, Api, make_settings
+from tests.conftest import ADMIN, CENTRE, THO_BINH, THO_SON, THO_TIEN, Api, later, make_settings
 from tests.test_cli import run
 from tests.test_panel import Panel
 
@@ -354,6 +354,19 @@ def test_the_docx_is_laid_out_per_decree_30_and_its_tables_match_the_as_run_log(
     assert signature.cell(0, 0).paragraphs[0].text == "Nơi nhận:"
     assert signature.cell(0, 0).paragraphs[0].runs[0].font.size == Pt(12)
     assert signature.cell(0, 1).paragraphs[0].text == "GIÁM ĐỐC"
+
+
+def test_broadcasts_still_to_come_have_a_column_of_their_own_so_the_docx_adds_up(
+    api: Api, loa: Loa
+) -> None:
+    bulletin = api.approved_bulletin()
+    made = {"bulletin_id": bulletin, "communes": [THO_SON], "at": later(loa, 3600)}
+    assert api.post("/broadcasts", made).status_code == 201
+    r = api.get("/reports/report.docx?from=2026-07-01&to=2026-07-31")
+    communes = _table_rows(docx.Document(io.BytesIO(r.data)).tables[1])
+    assert communes[0] == ["STT", "Xã, thị trấn", "Theo lịch", "Đã phát", "Một phần",
+                           "Không phát", "Chưa có kết quả", "Số phút"]  # fmt: skip
+    assert communes[-1][1:] == ["Tổng cộng", "1", "0", "0", "0", "1", "0,0"]
 
 
 @pytest.mark.skipif(
