@@ -268,6 +268,9 @@ def test_the_bulletin_page_lists_its_placements_and_next_broadcasts(panel: Panel
     assert "Xã Thọ Sơn" in page and "4 chờ phát · 0 đã phát · 0 đã hủy" in page
     assert "12 chờ phát" in page
     assert f'href="/plan/new?bulletin={bulletin}"' in page
+    # Two ways to schedule, told apart: a one-off here, the week plan for slots.
+    assert "<h2>Phát ngay hoặc vào một giờ</h2>" in page and "<h2>Lên lịch phát</h2>" not in page
+    assert "hoặc lặp lại: dùng “Đặt lịch phát” bên dưới." in page
     upcoming = page.split("Các lượt phát sắp tới")[1]
     assert upcoming.count("<tr><td") == 10 and "và 6 lượt phát khác" in upcoming
     assert upcoming.index("09:00 26/11/2026") < upcoming.index("09:10 26/11/2026")
