@@ -119,7 +119,11 @@ def keys_checked_once(
     transaction, then fails on the rows made), a missing one raises Conflict, and the
     per-row checks are off until the block ends. The caller locks, the same way, what
     else its statements in the block reference (`key_share`), unless those are rows it
-    made in this transaction. Anywhere else the block runs with the usual checks."""
+    made in this transaction. Anywhere else the block runs with the usual checks. Only
+    the bulk statements belong in the block (no ORM objects: they would be flushed
+    unchecked); an error in it must end the transaction (the setting is reset on success
+    only)."""
+    session.flush()  # nothing pending is written with the checks off
     connection = session.connection()
     allowed = (
         connection.dialect.name == "postgresql"

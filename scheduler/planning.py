@@ -682,7 +682,9 @@ def _insert(
         endpoints: ColumnElement[bool] = Endpoint.active.is_(True)
         if once:  # the deliveries' other key: the endpoints they are made for
             touched = list(set(columns["commune_id"]))
-            ids = key_share(session, Endpoint.id, in_ids(session, Endpoint.commune_id, touched))
+            ids = key_share(
+                session, Endpoint.id, endpoints & in_ids(session, Endpoint.commune_id, touched)
+            )
             endpoints &= in_ids(session, Endpoint.id, ids)
         return _insert_deliveries_and_events(session, new, now, last_id, among, endpoints)
 

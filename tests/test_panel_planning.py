@@ -8,13 +8,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from scheduler.calendar import Item
 from scheduler.context import Loa
 from scheduler.models import Broadcast
-from tests.conftest import THO_BINH, THO_SON, Api
+from tests.conftest import START, THO_BINH, THO_SON, Api
 from tests.test_panel import Panel
+from web.planning import _district_entries
 
 LONG = "Thông báo về cải cách hành chính của xã. " * 20  # about 35 s of speech
 
@@ -229,6 +232,20 @@ def test_cancelling_from_the_panel(panel: Panel, api: Api, loa: Loa) -> None:
     assert "Đã hủy lịch: 1 lượt chưa phát đã được hủy." in page
     assert "0 chờ phát · 0 đã phát · 2 đã hủy" in page
     assert broadcasts(loa, Broadcast.status == "scheduled") == 2  # the second bulletin's
+
+
+def test_a_district_line_names_each_commune_where_it_no_longer_plays_once(app: Flask) -> None:
+    """Cancelled twice in Xã B; cancelled, then placed again, in Xã A (it plays there)."""
+
+    def item(n: int, commune: str, status: str) -> Item:
+        return Item(n, ord(commune), f"Xã {commune}", 1, "Tin", "normal", status, START, START,
+                    1, START, n, False, 60.0)  # fmt: skip
+
+    found = [item(1, "A", "cancelled"), item(2, "A", "scheduled"), item(3, "B", "cancelled"),
+             item(4, "B", "cancelled")]  # fmt: skip
+    with app.test_request_context():
+        (line,) = _district_entries(found, {})
+    assert line["cancelled_in"] == "Xã B" and line["communes"] == 1
 
 
 def test_an_operator_sees_only_their_commune_and_no_cancel_buttons(panel: Panel, api: Api) -> None:

@@ -20,6 +20,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
+from scheduler import asrun
 from scheduler import auth as domain_auth
 from scheduler.auth import MANAGERS, Actor
 from scheduler.models import User
@@ -43,6 +44,7 @@ def load_user() -> None:
             g.user_language = user.language
             g.actor = domain_auth.user_actor(user)
             _ = user.commune.name if user.commune else None
+            g.user_names = asrun.user_names(db)  # people named in the pages (actor_label)
 
 
 def login_required(view: F) -> F:

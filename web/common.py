@@ -47,11 +47,8 @@ def actor_label(actor: str | None) -> str:
     if not actor:
         return ""
     kind, _, name = actor.partition(":")
-    if kind == "user":
-        if "user_names" not in g:  # once a request
-            with loa().transaction() as session:
-                g.user_names = asrun.user_names(session)
-        return str(g.user_names.get(actor, name))
+    if kind == "user":  # the names web.auth.load_user read with the signed-in user
+        return str(g.get("user_names", {}).get(actor, name))
     label = {"endpoint": "Endpoint", "token": "API", "dispatcher": "Dispatcher"}.get(kind, kind)
     return f"{translate(label)}: {name}" if name else translate(label)
 

@@ -146,11 +146,11 @@ def _district_entries(found: Sequence[calendar.Item], clash: Mapping[int, str]) 
             (i.bulletin_id, i.slot_at or i.scheduled_at),
             {"title": i.title, "priority": i.priority, "time": local(i.scheduled_at, "%H:%M"),
              "communes": set(), "statuses": Counter(), "overflow": set(), "clash": set(),
-             "cancelled_in": []},
+             "cancelled_in": set()},
         )  # fmt: skip
         g["statuses"][i.status] += 1
         if i.status == Status.CANCELLED.value:
-            g["cancelled_in"].append(i.commune)
+            g["cancelled_in"].add((i.commune_id, i.commune))
         else:
             g["communes"].add(i.commune_id)
             if i.overflow:
@@ -161,7 +161,8 @@ def _district_entries(found: Sequence[calendar.Item], clash: Mapping[int, str]) 
     return [
         {**g, "communes": len(g["communes"]), "overflow": len(g["overflow"]),
          "clash": len(g["clash"]), "statuses": sorted(g["statuses"].items()),
-         "cancelled_in": _some(sorted(g["cancelled_in"]))}
+         "cancelled_in": _some(sorted(name for commune, name in g["cancelled_in"]
+                                      if commune not in g["communes"]))}
         for _, g in ordered
     ]  # fmt: skip
 
