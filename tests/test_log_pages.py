@@ -75,8 +75,10 @@ def test_the_log_opens_up_to_today_on_its_latest_page(
     assert "Thông báo ngày mai" not in page
     assert 'name="to" value="2026-11-26"' in page  # the filter says so
     assert re.search(r'id="log-count">101–136 / 136<', page)
+    assert "Thông báo ngày mai" not in panel.get(f"/log?commune={THO_SON}")  # no dates: the same
     later = panel.get("/log?to=2026-11-27")
     assert "Thông báo ngày mai" in later and "/ 137<" in later
+    assert "Thông báo ngày mai" in panel.get("/log?from=2026-11-27")
 
 
 def test_pages_past_the_middle_read_from_the_end_hold_the_same_rows(

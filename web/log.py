@@ -31,7 +31,7 @@ def index() -> str:
     ctx = loa()
     rows = []
     args = {k: request.args.get(k, "") for k in FILTER_KEYS}
-    if not any(args.values()):  # the log as it stands: up to today, on its latest page
+    if not args["from"] and not args["to"]:  # what aired up to today, on its latest page
         args["to"] = ctx.now().astimezone(ctx.settings.timezone).date().isoformat()
     last = "page" not in request.args
     page = max(request.args.get("page", 1, type=int) or 1, 1)
