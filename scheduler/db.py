@@ -139,7 +139,7 @@ def keys_checked_once(
         (column,) = key.columns
         wanted = {v for v in columns.get(column.name, ()) if v is not None}
         if wanted:
-            (referred,) = (element.column for element in key.elements)
+            referred = key.elements[0].column
             found = set(key_share(session, referred, in_ids(session, referred, list(wanted))))
             if wanted - found:
                 raise Conflict(

@@ -403,9 +403,9 @@ def _materialise_in_batches(
     rows (Python, which holds the GIL anyway); it lets the next one start computing as
     soon as its rows are laid out and it writes them, so the server's writing of one
     batch overlaps the computing of the next instead of both batches computing, then
-    both writing, in step. The placement is held meanwhile, so
-    the scheduler's extension does not make the same rows; if a batch fails, the
-    placement is cancelled with what was made, and the error raised."""
+    both writing, in step. The placement is held meanwhile, so the scheduler's extension
+    does not make the same rows; if a batch fails, the placement is cancelled with what
+    was made, and the error raised."""
     tz = loa.settings.timezone
     computing = threading.Lock()
 
